@@ -1,0 +1,719 @@
+// Package memory is an in-memory herald store: what the demo and tests
+// use. Nothing survives the process.
+//
+// # How it keeps work
+//
+// Every pending delivery belongs to an order chain (webhook, tenant, record
+// key) unless it was replayed. Only the head of a chain is claimable. Heads
+// wait in a heap per webhook ordered by due time, and webhooks wait in a
+// heap ordered by their earliest due head, so a claim costs O(log n) in
+// the backlog and takes turns across webhooks. A batching webhook's claim
+// gathers further due heads (and their chains' next records) up to its
+// batch size and fixes them as one message.
+package memory
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhr/herald/store"
+)
+
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+)
+
+// Store is an in-memory store, safe for concurrent use.
+type Store struct {
+	mu       sync.Mutex
+	seq      int64
+	version  int64
+	webhooks map[string]store.Webhook
+	events   map[eventKey]*store.Event
+	rows     map[string]*row
+	all      []*row // every delivery in order of sequence
+	chains   map[chainKey]*chain
+	queues   map[string]*queue // by webhook id
+	ready    queueHeap         // queues with a claimable message
+	leased   map[string]*unit  // by lease token
+	leases   leaseHeap
+	subs     map[chan struct{}]struct{}
+}
+
+type eventKey struct{ tenant, id string }
+
+type chainKey struct{ webhook, tenant, key string }
+
+type row struct {
+	d        store.Delivery
+	ev       *store.Event
+	chain    *chain // nil when outside a chain (replayed) or finished
+	unit     *unit  // the message it is in, if any
+	attempts []store.Attempt
+}
+
+type chain struct {
+	key  chainKey
+	rows []*row // pending rows in order of sequence; rows[0] is the head
+}
+
+// unit is a claimable message: a chain head, a replayed delivery, or a
+// fixed batch.
+type unit struct {
+	q          *queue
+	rows       []*row
+	due        time.Time
+	fixed      bool // members are fixed (a batch, or a replay)
+	lease      string
+	leaseUntil time.Time
+	hidx       int // index in q.units, -1 when not queued
+	lidx       int // index in Store.leases, -1 when not leased
+}
+
+type queue struct {
+	id       string
+	disabled bool
+	units    unitHeap
+	ridx     int // index in Store.ready, -1 when absent
+	pending  map[*row]struct{}
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		webhooks: map[string]store.Webhook{},
+		events:   map[eventKey]*store.Event{},
+		rows:     map[string]*row{},
+		chains:   map[chainKey]*chain{},
+		queues:   map[string]*queue{},
+		leased:   map[string]*unit{},
+		subs:     map[chan struct{}]struct{}{},
+	}
+}
+
+// Close does nothing; the store lives as long as it is referenced.
+func (s *Store) Close() error { return nil }
+
+// SaveWebhook inserts or replaces a definition.
+func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time) (store.Webhook, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Webhook{}, err
+	}
+	if w.ID == "" {
+		return store.Webhook{}, fmt.Errorf("memory: webhook without id")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.webhooks[w.ID]; ok {
+		w.CreatedAt = old.CreatedAt
+	} else {
+		w.CreatedAt = now
+	}
+	w.UpdatedAt = now
+	s.version++
+	w.Version = s.version
+	w.Definition = slices.Clone(w.Definition)
+	s.webhooks[w.ID] = w
+	q := s.queue(w.ID)
+	q.disabled = w.Disabled
+	s.refresh(q)
+	s.notify()
+	return w, nil
+}
+
+// DeleteWebhook removes a definition and cancels its pending deliveries.
+func (s *Store) DeleteWebhook(ctx context.Context, id string, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.webhooks[id]; !ok {
+		return fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	}
+	delete(s.webhooks, id)
+	s.version++
+	if q, ok := s.queues[id]; ok {
+		for r := range q.pending {
+			if u := r.unit; u != nil {
+				s.dropUnit(u)
+			}
+			r.d.Status = store.Canceled
+			r.d.LastError = "webhook deleted"
+			r.d.UpdatedAt = now
+			r.unit = nil
+			if c := r.chain; c != nil {
+				delete(s.chains, c.key)
+				r.chain = nil
+			}
+		}
+		if q.ridx >= 0 {
+			heap.Remove(&s.ready, q.ridx)
+		}
+		delete(s.queues, id)
+	}
+	s.notify()
+	return nil
+}
+
+// Webhook returns one definition.
+func (s *Store) Webhook(ctx context.Context, id string) (store.Webhook, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Webhook{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.webhooks[id]
+	if !ok {
+		return store.Webhook{}, fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	}
+	w.Definition = slices.Clone(w.Definition)
+	return w, nil
+}
+
+// Webhooks returns every definition ordered by id.
+func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.Webhook, 0, len(s.webhooks))
+	for _, w := range s.webhooks {
+		w.Definition = slices.Clone(w.Definition)
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// WebhooksVersion grows with every save and delete.
+func (s *Store) WebhooksVersion(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version, nil
+}
+
+// Enqueue stores an event and its deliveries unless the event exists.
+func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if e.ID == "" {
+		return false, fmt.Errorf("memory: event without id")
+	}
+	for _, d := range ds {
+		if d.ID == "" || d.WebhookID == "" {
+			return false, fmt.Errorf("memory: delivery without id or webhook id")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := eventKey{e.Tenant, e.ID}
+	if _, ok := s.events[k]; ok {
+		return false, nil
+	}
+	for _, d := range ds {
+		if _, ok := s.rows[d.ID]; ok {
+			return false, fmt.Errorf("memory: delivery %q exists", d.ID)
+		}
+	}
+	ev := e
+	ev.Payload = slices.Clone(e.Payload)
+	s.events[k] = &ev
+	for _, d := range ds {
+		s.seq++
+		d.Seq = s.seq
+		d.EventID = e.ID
+		d.Tenant = e.Tenant
+		d.Key = e.Key
+		d.Status = store.Pending
+		d.Replayed = false
+		d.BatchID = ""
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = e.Time
+		}
+		d.UpdatedAt = d.CreatedAt
+		r := &row{d: d, ev: &ev}
+		s.rows[d.ID] = r
+		s.all = append(s.all, r)
+		q := s.queue(d.WebhookID)
+		q.pending[r] = struct{}{}
+		ck := chainKey{d.WebhookID, e.Tenant, e.Key}
+		c := s.chains[ck]
+		if c == nil {
+			c = &chain{key: ck}
+			s.chains[ck] = c
+		}
+		r.chain = c
+		c.rows = append(c.rows, r)
+		if len(c.rows) == 1 {
+			s.push(&unit{q: q, rows: []*row{r}, due: d.NextAttempt, hidx: -1, lidx: -1})
+		}
+	}
+	if len(ds) > 0 {
+		s.notify()
+	}
+	return true, nil
+}
+
+// Claim leases up to c.Limit due messages.
+func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.Limit <= 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(c.Now)
+	var out []store.Message
+	for len(out) < c.Limit && len(s.ready) > 0 {
+		q := s.ready[0]
+		u := q.units[0]
+		if u.due.After(c.Now) {
+			break
+		}
+		heap.Pop(&q.units)
+		if max := u.rows[0].d.MaxBatch; max > 1 && !u.fixed {
+			s.gather(u, max, c.Now)
+		}
+		u.lease = uuid.NewString()
+		u.leaseUntil = c.Now.Add(c.Lease)
+		heap.Push(&s.leases, u)
+		s.leased[u.lease] = u
+		s.refresh(q)
+		out = append(out, u.message())
+	}
+	return out, nil
+}
+
+// gather grows the head u of a batching webhook into a fixed batch of up to
+// max due records: the chain successors of each member, then further due
+// heads of the same webhook.
+func (s *Store) gather(u *unit, max int, now time.Time) {
+	q := u.q
+	u.rows = s.follow(u.rows, max, now)
+	for len(u.rows) < max && len(q.units) > 0 {
+		next := q.units[0]
+		if next.fixed || next.due.After(now) {
+			break
+		}
+		heap.Pop(&q.units)
+		u.rows = s.follow(append(u.rows, next.rows...), max, now)
+	}
+	sort.Slice(u.rows, func(i, j int) bool { return u.rows[i].d.Seq < u.rows[j].d.Seq })
+	id := uuid.Must(uuid.NewV7()).String()
+	for _, r := range u.rows {
+		r.unit = u
+		r.d.BatchID = id
+	}
+	u.fixed = true
+}
+
+// follow appends, after the last row, the due successors in its chain.
+func (s *Store) follow(rows []*row, max int, now time.Time) []*row {
+	last := rows[len(rows)-1]
+	c := last.chain
+	if c == nil {
+		return rows
+	}
+	i := slices.Index(c.rows, last)
+	for i++; i < len(c.rows) && len(rows) < max; i++ {
+		r := c.rows[i]
+		if r.unit != nil || r.d.NextAttempt.After(now) {
+			break
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// Ack records outcomes.
+func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lost []string
+	for _, r := range rs {
+		u := s.leased[r.Lease]
+		if u == nil || u.rows[0].d.MessageID() != r.MessageID {
+			lost = append(lost, r.MessageID)
+			continue
+		}
+		s.unlease(u)
+		s.apply(u, r)
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("messages %v: %w", lost, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+func (s *Store) apply(u *unit, r store.Result) {
+	for _, row := range u.rows {
+		d := &row.d
+		d.UpdatedAt = r.Now
+		if r.Attempt != nil {
+			d.Attempts++
+			a := *r.Attempt
+			a.Number = d.Attempts
+			row.attempts = append(row.attempts, a)
+			d.LastError = a.Error
+			d.LastCode = a.StatusCode
+		} else if r.Error != "" {
+			d.LastError = r.Error
+		}
+	}
+	switch r.Outcome {
+	case store.OutcomeRetry, store.OutcomePostpone:
+		u.due = r.NextAttempt
+		for _, row := range u.rows {
+			row.d.NextAttempt = r.NextAttempt
+		}
+		s.push(u)
+		return
+	case store.OutcomeDelivered:
+		s.finish(u, store.Delivered)
+	case store.OutcomeSkipped:
+		s.finish(u, store.Skipped)
+	case store.OutcomeCanceled:
+		s.finish(u, store.Canceled)
+	default:
+		s.finish(u, store.Dead)
+	}
+}
+
+// finish ends every row of u and lets the next record of each chain move up.
+func (s *Store) finish(u *unit, st store.Status) {
+	touched := map[*chain]struct{}{}
+	for _, r := range u.rows {
+		r.d.Status = st
+		r.unit = nil
+		delete(u.q.pending, r)
+		if c := r.chain; c != nil {
+			if i := slices.Index(c.rows, r); i >= 0 {
+				c.rows = slices.Delete(c.rows, i, i+1)
+			}
+			r.chain = nil
+			touched[c] = struct{}{}
+		}
+	}
+	for c := range touched {
+		if len(c.rows) == 0 {
+			delete(s.chains, c.key)
+			continue
+		}
+		if h := c.rows[0]; h.unit == nil {
+			s.push(&unit{q: u.q, rows: []*row{h}, due: h.d.NextAttempt, hidx: -1, lidx: -1})
+		}
+	}
+}
+
+// Release returns leased messages to the queue, unattempted.
+func (s *Store) Release(ctx context.Context, leases []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range leases {
+		if u := s.leased[l]; u != nil {
+			s.unlease(u)
+			s.push(u)
+		}
+	}
+	s.notify()
+	return nil
+}
+
+// Delivery returns one delivery.
+func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Delivery{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rows[id]
+	if !ok {
+		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	}
+	return r.d, nil
+}
+
+// Deliveries lists deliveries matching f in order of sequence.
+func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := sort.Search(len(s.all), func(i int) bool { return s.all[i].d.Seq > f.After })
+	var out []store.Delivery
+	for _, r := range s.all[start:] {
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+		if match(r.d, f) {
+			out = append(out, r.d)
+		}
+	}
+	return out, nil
+}
+
+func match(d store.Delivery, f store.DeliveryFilter) bool {
+	switch {
+	case f.WebhookID != "" && d.WebhookID != f.WebhookID,
+		f.EventID != "" && d.EventID != f.EventID,
+		f.Status != "" && d.Status != f.Status,
+		f.Tenant != "" && d.Tenant != f.Tenant,
+		f.Key != "" && d.Key != f.Key,
+		!f.Since.IsZero() && d.CreatedAt.Before(f.Since),
+		!f.Until.IsZero() && !d.CreatedAt.Before(f.Until):
+		return false
+	}
+	return true
+}
+
+// Attempts lists a delivery's attempts, oldest first.
+func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rows[id]
+	if !ok {
+		return nil, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	}
+	return slices.Clone(r.attempts), nil
+}
+
+// Replay makes a finished delivery pending again, outside its chain.
+func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rows[id]
+	if !ok {
+		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	}
+	if r.d.Status == store.Pending {
+		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+	}
+	d := &r.d
+	d.Status = store.Pending
+	d.Attempts = 0
+	d.Replayed = true
+	d.NextAttempt = now
+	d.UpdatedAt = now
+	d.BatchID = ""
+	if d.MaxBatch > 1 {
+		d.BatchID = d.ID
+	}
+	q := s.queue(d.WebhookID)
+	q.pending[r] = struct{}{}
+	u := &unit{q: q, rows: []*row{r}, due: now, fixed: true, hidx: -1, lidx: -1}
+	r.unit = u
+	s.push(u)
+	s.notify()
+	return nil
+}
+
+// Subscribe returns a channel that receives a value after work is enqueued,
+// released or replayed, or definitions change.
+func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+		close(ch)
+	}()
+	return ch, nil
+}
+
+func (s *Store) notify() {
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Store) queue(id string) *queue {
+	q := s.queues[id]
+	if q == nil {
+		q = &queue{id: id, ridx: -1, pending: map[*row]struct{}{}}
+		if w, ok := s.webhooks[id]; ok {
+			q.disabled = w.Disabled
+		}
+		s.queues[id] = q
+	}
+	return q
+}
+
+// push queues u as claimable in its webhook's heap.
+func (s *Store) push(u *unit) {
+	for _, r := range u.rows {
+		r.unit = u
+	}
+	heap.Push(&u.q.units, u)
+	s.refresh(u.q)
+}
+
+// refresh puts q in the ready heap at the place of its earliest unit, or
+// takes it out when it has none or is disabled.
+func (s *Store) refresh(q *queue) {
+	want := !q.disabled && len(q.units) > 0
+	switch {
+	case want && q.ridx >= 0:
+		heap.Fix(&s.ready, q.ridx)
+	case want:
+		heap.Push(&s.ready, q)
+	case q.ridx >= 0:
+		heap.Remove(&s.ready, q.ridx)
+	}
+}
+
+func (s *Store) unlease(u *unit) {
+	delete(s.leased, u.lease)
+	if u.lidx >= 0 {
+		heap.Remove(&s.leases, u.lidx)
+	}
+	u.lease = ""
+}
+
+// dropUnit takes u out of every heap and map.
+func (s *Store) dropUnit(u *unit) {
+	if u.lease != "" {
+		s.unlease(u)
+	}
+	if u.hidx >= 0 {
+		heap.Remove(&u.q.units, u.hidx)
+	}
+}
+
+// expire returns messages whose lease ran out to their queues.
+func (s *Store) expire(now time.Time) {
+	for len(s.leases) > 0 && !s.leases[0].leaseUntil.After(now) {
+		u := s.leases[0]
+		s.unlease(u)
+		s.push(u)
+	}
+}
+
+func (u *unit) message() store.Message {
+	m := store.Message{
+		ID:         u.rows[0].d.MessageID(),
+		WebhookID:  u.q.id,
+		Batch:      u.rows[0].d.MaxBatch > 1,
+		Lease:      u.lease,
+		Attempt:    u.rows[0].d.Attempts + 1,
+		Deliveries: make([]store.Delivery, len(u.rows)),
+		Events:     make([]store.Event, len(u.rows)),
+	}
+	for i, r := range u.rows {
+		m.Deliveries[i] = r.d
+		m.Events[i] = *r.ev
+	}
+	return m
+}
+
+type unitHeap []*unit
+
+func (h unitHeap) Len() int { return len(h) }
+func (h unitHeap) Less(i, j int) bool { return earlier(h[i], h[j]) }
+
+// earlier orders units by due time, then by sequence.
+func earlier(a, b *unit) bool {
+	if !a.due.Equal(b.due) {
+		return a.due.Before(b.due)
+	}
+	return a.rows[0].d.Seq < b.rows[0].d.Seq
+}
+func (h unitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *unitHeap) Push(x any) {
+	u := x.(*unit)
+	u.hidx = len(*h)
+	*h = append(*h, u)
+}
+func (h *unitHeap) Pop() any {
+	old := *h
+	u := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	u.hidx = -1
+	return u
+}
+
+type leaseHeap []*unit
+
+func (h leaseHeap) Len() int           { return len(h) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].leaseUntil.Before(h[j].leaseUntil) }
+func (h leaseHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].lidx = i
+	h[j].lidx = j
+}
+func (h *leaseHeap) Push(x any) {
+	u := x.(*unit)
+	u.lidx = len(*h)
+	*h = append(*h, u)
+}
+func (h *leaseHeap) Pop() any {
+	old := *h
+	u := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	u.lidx = -1
+	return u
+}
+
+type queueHeap []*queue
+
+func (h queueHeap) Len() int { return len(h) }
+func (h queueHeap) Less(i, j int) bool { return earlier(h[i].units[0], h[j].units[0]) }
+func (h queueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].ridx = i
+	h[j].ridx = j
+}
+func (h *queueHeap) Push(x any) {
+	q := x.(*queue)
+	q.ridx = len(*h)
+	*h = append(*h, q)
+}
+func (h *queueHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.ridx = -1
+	return q
+}
