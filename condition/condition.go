@@ -47,6 +47,9 @@ type Condition struct {
 // Compile compiles r.
 func Compile(r Rule) (*Condition, error) {
 	c := &Condition{rule: r}
+	if r.Match != AnyField && len(r.Fields) == 0 {
+		return nil, fmt.Errorf("%w: %s selects no field", ErrInvalidRule, r.Match)
+	}
 	if r.Expr != "" {
 		p, err := expr.Compile(r.Expr, expr.AsBool(), expr.AllowUndefinedVariables())
 		if err != nil {

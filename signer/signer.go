@@ -52,3 +52,9 @@ func (s *Signer) Sign(msgID string, ts time.Time, body []byte) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// ValidateSecret checks that s is a well-formed secret.
+func ValidateSecret(s string) error {
+	_, err := New(s)
+	return err
+}

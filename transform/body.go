@@ -31,8 +31,8 @@ func (b Body) Validate() error {
 	default:
 		return fmt.Errorf("body format %q is not one of json, form or the default envelope", b.Format)
 	}
-	if b.Format == Form && len(b.Fields) == 0 {
-		return fmt.Errorf("a form body needs fields")
+	if b.Format != Envelope && len(b.Fields) == 0 {
+		return fmt.Errorf("body format %s needs fields", b.Format)
 	}
 	return nil
 }

@@ -280,22 +280,34 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 	defer s.mu.Unlock()
 	s.expire(c.Now)
 	var out []store.Message
-	for len(out) < c.Limit && len(s.ready) > 0 {
-		q := s.ready[0]
-		u := q.units[0]
-		if u.due.After(c.Now) {
+	// Take turns: one message per webhook per round, so one webhook's
+	// backlog cannot fill a claim while another's work is due.
+	for len(out) < c.Limit {
+		var round []*queue
+		for len(out) < c.Limit && len(s.ready) > 0 {
+			q := s.ready[0]
+			u := q.units[0]
+			if u.due.After(c.Now) {
+				break
+			}
+			heap.Pop(&s.ready)
+			heap.Pop(&q.units)
+			if max := u.rows[0].d.MaxBatch; max > 1 && !u.fixed {
+				s.gather(u, max, c.Now)
+			}
+			u.lease = uuid.NewString()
+			u.leaseUntil = c.Now.Add(c.Lease)
+			heap.Push(&s.leases, u)
+			s.leased[u.lease] = u
+			out = append(out, u.message())
+			round = append(round, q)
+		}
+		for _, q := range round {
+			s.refresh(q)
+		}
+		if len(round) == 0 {
 			break
 		}
-		heap.Pop(&q.units)
-		if max := u.rows[0].d.MaxBatch; max > 1 && !u.fixed {
-			s.gather(u, max, c.Now)
-		}
-		u.lease = uuid.NewString()
-		u.leaseUntil = c.Now.Add(c.Lease)
-		heap.Push(&s.leases, u)
-		s.leased[u.lease] = u
-		s.refresh(q)
-		out = append(out, u.message())
 	}
 	return out, nil
 }
@@ -643,7 +655,7 @@ func (u *unit) message() store.Message {
 
 type unitHeap []*unit
 
-func (h unitHeap) Len() int { return len(h) }
+func (h unitHeap) Len() int           { return len(h) }
 func (h unitHeap) Less(i, j int) bool { return earlier(h[i], h[j]) }
 
 // earlier orders units by due time, then by sequence.
@@ -697,7 +709,7 @@ func (h *leaseHeap) Pop() any {
 
 type queueHeap []*queue
 
-func (h queueHeap) Len() int { return len(h) }
+func (h queueHeap) Len() int           { return len(h) }
 func (h queueHeap) Less(i, j int) bool { return earlier(h[i].units[0], h[j].units[0]) }
 func (h queueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]

@@ -1,0 +1,187 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/heraldhr/herald/store"
+	"github.com/heraldhr/herald/transform"
+)
+
+// Clock tells the time. The dispatcher reads every "now" from it, and
+// passes it to the store, so a fake clock drives retries and lease expiry
+// in tests.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config configures a Dispatcher. A zero field means the documented
+// default, never "off".
+type Config struct {
+	// Store keeps webhooks, events and deliveries. Required.
+	Store store.Store
+	// Hooks holds the before and after hooks webhooks may name; nil: none.
+	Hooks *transform.Registry
+	// Workers is the number of attempts in flight at once; 0: 4 per CPU,
+	// at least 8.
+	Workers int
+	// Retry is the retry schedule.
+	Retry RetryPolicy
+	// AllowPrivateNetworks lets the default transport reach loopback and
+	// private addresses on any port. Cloud metadata addresses stay refused.
+	AllowPrivateNetworks bool
+	// HTTPClient sends the requests; nil: the guarded default. A client
+	// given here is used as it is: its transport decides what it may reach.
+	HTTPClient *http.Client
+	// Logger receives the dispatcher's logs; nil: discarded.
+	Logger *slog.Logger
+	// Clock tells the time; nil: the system clock.
+	Clock Clock
+	// AttemptTimeout bounds one request, from connect to the last byte of
+	// the answer read; 0: 15s.
+	AttemptTimeout time.Duration
+	// HookTimeout bounds each before or after hook; 0: 10s.
+	HookTimeout time.Duration
+	// MaxPayloadBytes caps the encoded size of one change; 0: 256 KiB.
+	MaxPayloadBytes int
+	// MaxResponseBytes caps how much of an answer is read and kept in the
+	// delivery log; 0: 64 KiB read, of which the first 4 KiB are kept.
+	MaxResponseBytes int64
+	// LeaseDuration is how long a claimed message is held before another
+	// worker may take it (its holder presumed dead); 0: AttemptTimeout plus
+	// 2 × HookTimeout plus 30s.
+	LeaseDuration time.Duration
+	// PollInterval is how often idle workers look for due work when no
+	// wake-up arrives (retries coming due, work published by another
+	// process without notifications); 0: 1s.
+	PollInterval time.Duration
+	// HoldDelay is how long a delivery waits when this process cannot send
+	// it yet (a hook it lacks); 0: 1 minute.
+	HoldDelay time.Duration
+}
+
+// RetryPolicy is the retry schedule: exponential backoff with jitter.
+//
+// The default makes 11 attempts over about a day: at once, then after
+// about 5s, 15s, 45s, 2m15s, 6m45s, 20m, 1h, 3h, 9h and 10h (each ±25%).
+type RetryPolicy struct {
+	// MaxAttempts counts every attempt, the first included; 0: 11.
+	MaxAttempts int
+	// InitialInterval is the wait before the second attempt; 0: 5s.
+	InitialInterval time.Duration
+	// MaxInterval caps any wait; 0: 10h.
+	MaxInterval time.Duration
+	// Multiplier grows the wait after each attempt; 0: 3.
+	Multiplier float64
+	// Jitter spreads each wait by ± this fraction; 0: 0.25; negative: none.
+	Jitter float64
+	// MaxRetryAfter caps a receiver's Retry-After; 0: 1h.
+	MaxRetryAfter time.Duration
+}
+
+const (
+	defaultMaxPayload = 256 << 10
+	defaultReadCap    = 64 << 10
+	snippetBytes      = 4 << 10
+)
+
+func (c *Config) fill() error {
+	if c.Store == nil {
+		return errors.New("webhook: Config.Store is required (store/memory.New() for tests)")
+	}
+	var errs []error
+	neg := func(name string, bad bool) {
+		if bad {
+			errs = append(errs, fmt.Errorf("webhook: Config.%s must not be negative", name))
+		}
+	}
+	neg("Workers", c.Workers < 0)
+	neg("AttemptTimeout", c.AttemptTimeout < 0)
+	neg("HookTimeout", c.HookTimeout < 0)
+	neg("MaxPayloadBytes", c.MaxPayloadBytes < 0)
+	neg("MaxResponseBytes", c.MaxResponseBytes < 0)
+	neg("LeaseDuration", c.LeaseDuration < 0)
+	neg("PollInterval", c.PollInterval < 0)
+	neg("HoldDelay", c.HoldDelay < 0)
+	neg("Retry.MaxAttempts", c.Retry.MaxAttempts < 0)
+	neg("Retry.InitialInterval", c.Retry.InitialInterval < 0)
+	neg("Retry.MaxInterval", c.Retry.MaxInterval < 0)
+	neg("Retry.Multiplier", c.Retry.Multiplier < 0)
+	neg("Retry.MaxRetryAfter", c.Retry.MaxRetryAfter < 0)
+	if c.Retry.Multiplier > 0 && c.Retry.Multiplier < 1 {
+		errs = append(errs, errors.New("webhook: Config.Retry.Multiplier must be at least 1"))
+	}
+	if c.Retry.Jitter >= 1 {
+		errs = append(errs, errors.New("webhook: Config.Retry.Jitter must be below 1"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if c.Workers == 0 {
+		c.Workers = max(8, 4*runtime.NumCPU())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = 15 * time.Second
+	}
+	if c.HookTimeout == 0 {
+		c.HookTimeout = 10 * time.Second
+	}
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = defaultMaxPayload
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = defaultReadCap
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = c.AttemptTimeout + 2*c.HookTimeout + 30*time.Second
+	}
+	if c.LeaseDuration <= c.AttemptTimeout {
+		return fmt.Errorf("webhook: Config.LeaseDuration (%v) must exceed AttemptTimeout (%v)", c.LeaseDuration, c.AttemptTimeout)
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.HoldDelay == 0 {
+		c.HoldDelay = time.Minute
+	}
+	r := &c.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = 11
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = 5 * time.Second
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = 10 * time.Hour
+	}
+	if r.Multiplier == 0 {
+		r.Multiplier = 3
+	}
+	if r.Jitter == 0 {
+		r.Jitter = 0.25
+	} else if r.Jitter < 0 {
+		r.Jitter = 0
+	}
+	if r.MaxRetryAfter == 0 {
+		r.MaxRetryAfter = time.Hour
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = newGuardedClient(guardOptions{allowPrivate: c.AllowPrivateNetworks})
+	}
+	return nil
+}

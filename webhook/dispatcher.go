@@ -1,0 +1,417 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/signer"
+	"github.com/heraldhr/herald/store"
+	"github.com/heraldhr/herald/transform"
+)
+
+// Dispatcher turns published changes into signed webhook deliveries. Create
+// one with New; it is safe for concurrent use.
+type Dispatcher struct {
+	cfg    Config
+	store  store.Store
+	log    *slog.Logger
+	clock  Clock
+	client *http.Client
+
+	defs      atomic.Pointer[definitions]
+	loadMu    sync.Mutex
+	checkedAt atomic.Int64 // unix nanos (real time) of the last version check
+
+	wake chan struct{}
+
+	life lifecycle
+}
+
+// definitions is an immutable snapshot of the compiled webhooks.
+type definitions struct {
+	version int64
+	byID    map[string]*compiled
+	byTable map[string][]*compiled
+}
+
+// compiled is a webhook ready to match and send.
+type compiled struct {
+	Webhook
+	cond   *condition.Condition
+	signer *signer.Signer
+	mapper *transform.Mapper
+	err    error // why this process cannot use the definition
+}
+
+// New checks cfg, fills its defaults and returns a dispatcher. It does not
+// start workers: call Start, or drive deliveries with ProcessDue.
+func New(cfg Config) (*Dispatcher, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg:    cfg,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+		clock:  cfg.Clock,
+		client: cfg.HTTPClient,
+		wake:   make(chan struct{}, 1),
+	}
+	return d, nil
+}
+
+func (d *Dispatcher) now() time.Time { return d.clock.Now().UTC() }
+
+// current returns the compiled definitions, reloading them from the store
+// when its version moved; the version is checked at most once per
+// PollInterval unless force is set.
+func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, error) {
+	defs := d.defs.Load()
+	if defs != nil && !force && time.Now().UnixNano()-d.checkedAt.Load() < int64(d.cfg.PollInterval) {
+		return defs, nil
+	}
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	v, err := d.store.WebhooksVersion(ctx)
+	if err != nil {
+		if defs != nil {
+			return defs, nil // serve the last snapshot while the store is unreachable
+		}
+		return nil, err
+	}
+	d.checkedAt.Store(time.Now().UnixNano())
+	if defs = d.defs.Load(); defs != nil && defs.version == v {
+		return defs, nil
+	}
+	rows, err := d.store.Webhooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	for _, r := range rows {
+		c := d.compile(r)
+		next.byID[c.ID] = c
+		next.byTable[c.Table] = append(next.byTable[c.Table], c)
+		if next.version < r.Version {
+			next.version = r.Version
+		}
+	}
+	d.defs.Store(next)
+	return next, nil
+}
+
+// compile turns a stored definition into a usable one. A definition this
+// process cannot use keeps its error, so its deliveries are held rather
+// than sent wrong.
+func (d *Dispatcher) compile(r store.Webhook) *compiled {
+	c := &compiled{}
+	if err := json.Unmarshal(r.Definition, &c.Webhook); err != nil {
+		c.ID = r.ID
+		c.err = fmt.Errorf("stored definition unreadable: %w", err)
+		return c
+	}
+	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
+	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
+	var err error
+	if c.cond, err = condition.Compile(c.When); err != nil {
+		c.err = err
+	}
+	if c.mapper, err = c.Body.Compile(); err != nil && c.err == nil {
+		c.err = fmt.Errorf("body: %w", err)
+	}
+	if c.signer, err = signer.New(c.Secret); err != nil && c.err == nil {
+		c.err = fmt.Errorf("secret: %w", err)
+	}
+	if c.err == nil {
+		c.err = d.checkHooks(c.Webhook)
+	}
+	if c.err != nil {
+		d.log.Error("herald: webhook definition cannot be used by this process; its deliveries are held",
+			"webhook_id", c.ID, "error", c.err)
+	}
+	return c
+}
+
+// Register validates a new webhook, compiles its condition, generates a
+// secret and an id when they are empty, and stores it.
+func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
+	if w.ID == "" {
+		w.ID = uuid.Must(uuid.NewV7()).String()
+	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
+		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return Webhook{}, err
+	}
+	if w.Secret == "" {
+		s, err := signer.GenerateSecret()
+		if err != nil {
+			return Webhook{}, err
+		}
+		w.Secret = s
+	}
+	return d.save(ctx, w)
+}
+
+// Update replaces a webhook's definition; validation is that of Register.
+// An empty Secret keeps the current one. Pending deliveries use the new
+// definition from their next attempt.
+func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
+	old, err := d.Webhook(ctx, w.ID)
+	if err != nil {
+		return Webhook{}, err
+	}
+	if w.Secret == "" {
+		w.Secret = old.Secret
+	}
+	return d.save(ctx, w)
+}
+
+func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
+	w.Method = w.method()
+	if err := d.validate(&w); err != nil {
+		return Webhook{}, err
+	}
+	w.Version, w.CreatedAt, w.UpdatedAt = 0, time.Time{}, time.Time{}
+	def, err := json.Marshal(w)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("%w: %v", ErrInvalidWebhook, err)
+	}
+	row, err := d.store.SaveWebhook(ctx, store.Webhook{ID: w.ID, Tenant: w.Tenant, Disabled: w.Disabled, Definition: def}, d.now())
+	if err != nil {
+		return Webhook{}, err
+	}
+	w.Version, w.CreatedAt, w.UpdatedAt = row.Version, row.CreatedAt, row.UpdatedAt
+	if _, err := d.current(ctx, true); err != nil {
+		return Webhook{}, err
+	}
+	return w, nil
+}
+
+// Delete removes a webhook; its pending deliveries end as Canceled.
+func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
+		return err
+	}
+	_, err := d.current(ctx, true)
+	return err
+}
+
+// Webhook returns one webhook, secret included.
+func (d *Dispatcher) Webhook(ctx context.Context, id string) (Webhook, error) {
+	r, err := d.store.Webhook(ctx, id)
+	if err != nil {
+		return Webhook{}, err
+	}
+	c := d.compile(r)
+	if c.err != nil && c.Name == "" {
+		return Webhook{}, c.err
+	}
+	return c.Webhook, nil
+}
+
+// Webhooks lists every webhook, ordered by id.
+func (d *Dispatcher) Webhooks(ctx context.Context) ([]Webhook, error) {
+	defs, err := d.current(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.store.Webhooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Webhook, 0, len(rows))
+	for _, r := range rows {
+		if c, ok := defs.byID[r.ID]; ok && c.Version == r.Version {
+			out = append(out, c.Webhook)
+			continue
+		}
+		out = append(out, d.compile(r).Webhook)
+	}
+	return out, nil
+}
+
+// SetDisabled flips the "Published" toggle. Disabling keeps queued
+// deliveries waiting; enabling lets them flow, in order.
+func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) (Webhook, error) {
+	w, err := d.Webhook(ctx, id)
+	if err != nil {
+		return Webhook{}, err
+	}
+	w.Disabled = disabled
+	w, err = d.save(ctx, w)
+	if err == nil && !disabled {
+		d.signal()
+	}
+	return w, err
+}
+
+// Deliveries lists deliveries matching q, oldest first.
+func (d *Dispatcher) Deliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error) {
+	if q.Status != "" && !q.Status.Valid() {
+		return nil, fmt.Errorf("webhook: unknown delivery status %q", q.Status)
+	}
+	return d.store.Deliveries(ctx, q)
+}
+
+// Delivery returns one delivery.
+func (d *Dispatcher) Delivery(ctx context.Context, id string) (Delivery, error) {
+	return d.store.Delivery(ctx, id)
+}
+
+// Attempts returns the delivery log of one delivery, oldest first.
+func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
+	return d.store.Attempts(ctx, deliveryID)
+}
+
+// Replay sends a finished (delivered, dead, skipped or canceled) delivery
+// again, at once and with a fresh attempt count. It leaves the record's
+// order chain: it neither waits for nor holds back other deliveries of its
+// key, and travels alone: under its event id, or for a batching webhook
+// under its own delivery id. Replaying a pending delivery fails with
+// ErrPending.
+func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
+		return err
+	}
+	d.signal()
+	return nil
+}
+
+// signal wakes an idle claimer.
+func (d *Dispatcher) signal() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// payload is the data object of the default envelope, encoded once per
+// event.
+type payload struct {
+	Table   string         `json:"table"`
+	Op      string         `json:"op"`
+	Key     string         `json:"key"`
+	New     map[string]any `json:"new,omitempty"`
+	Old     map[string]any `json:"old,omitempty"`
+	Changed []string       `json:"changed,omitempty"`
+	Tenant  string         `json:"tenant,omitempty"`
+	Context map[string]any `json:"context,omitempty"`
+}
+
+// Publish records a change and creates one delivery for each webhook it
+// matches, before it returns. It returns the event id, matched or not; the
+// same change id again creates nothing and returns the same id.
+func (d *Dispatcher) Publish(ctx context.Context, c Change) (string, error) {
+	return d.publish(ctx, nil, c)
+}
+
+// PublishTx is Publish inside the caller's database transaction: the
+// deliveries exist when, and only when, tx commits. tx comes from the
+// store (postgres.Tx, sqlite.Tx ...); a store refuses another store's.
+func (d *Dispatcher) PublishTx(ctx context.Context, tx store.Tx, c Change) (string, error) {
+	if _, ok := d.store.(store.TxEnqueuer); !ok {
+		return "", fmt.Errorf("webhook: %T cannot publish inside a transaction", d.store)
+	}
+	return d.publish(ctx, &tx, c)
+}
+
+func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (string, error) {
+	now := d.now()
+	ev, changed, err := d.event(c, now)
+	if err != nil {
+		return "", err
+	}
+	defs, err := d.current(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	var ds []store.Delivery
+	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
+		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
+	for _, w := range defs.byTable[c.Table] {
+		if w.Disabled || (w.Tenant != "" && w.Tenant != c.Tenant) || !w.hasOp(c.Op) || w.cond == nil {
+			continue
+		}
+		ok, err := w.cond.Match(in)
+		if err != nil {
+			d.log.Warn("herald: condition failed; the change does not match",
+				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		ds = append(ds, store.Delivery{
+			ID:          uuid.Must(uuid.NewV7()).String(),
+			WebhookID:   w.ID,
+			MaxBatch:    w.MaxBatch,
+			NextAttempt: now,
+			CreatedAt:   now,
+		})
+	}
+	if tx != nil {
+		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
+	} else {
+		_, err = d.store.Enqueue(ctx, ev, ds)
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
+	}
+	if len(ds) > 0 && tx == nil {
+		d.signal()
+	}
+	return ev.ID, nil
+}
+
+// event validates c and encodes it as a stored event.
+func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, error) {
+	bad := func(format string, a ...any) (store.Event, []string, error) {
+		return store.Event{}, nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidChange}, a...)...)
+	}
+	switch {
+	case strings.TrimSpace(c.Table) == "":
+		return bad("table is empty")
+	case !c.Op.Valid():
+		return bad("op %q is not INSERT, UPDATE or DELETE", c.Op)
+	case c.Key == "":
+		return bad("key is empty (the record's primary key orders its deliveries)")
+	case (c.Op == Insert || c.Op == Update) && c.New == nil:
+		return bad("%s needs New", c.Op)
+	case c.Op == Delete && c.Old == nil:
+		return bad("DELETE needs Old")
+	}
+	if c.ID == "" {
+		c.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if c.Time.IsZero() {
+		c.Time = now
+	}
+	var changed []string
+	if c.Op == Update {
+		changed = condition.Changed(c.Old, c.New)
+		if changed == nil {
+			changed = []string{}
+		}
+	}
+	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+		Changed: changed, Tenant: c.Tenant, Context: c.Context})
+	if err != nil {
+		return bad("not encodable as JSON: %v", err)
+	}
+	if len(p) > d.cfg.MaxPayloadBytes {
+		return bad("encoded size %d bytes exceeds MaxPayloadBytes %d", len(p), d.cfg.MaxPayloadBytes)
+	}
+	return store.Event{ID: c.ID, Tenant: c.Tenant, Table: c.Table, Op: string(c.Op), Key: c.Key,
+		Time: c.Time.UTC(), Payload: p}, changed, nil
+}

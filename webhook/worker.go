@@ -1,0 +1,289 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/heraldhr/herald/store"
+)
+
+// lifecycle holds what Start creates and Shutdown tears down.
+type lifecycle struct {
+	mu       sync.Mutex
+	started  bool
+	stopping bool
+	stop     chan struct{} // closed by Shutdown: claim no more
+	done     chan struct{} // closed when every goroutine of Start ended
+	runCtx   context.Context
+	cancel   context.CancelFunc
+	inflight sync.WaitGroup
+
+	ackMu     sync.RWMutex
+	ackClosed bool
+	acks      chan store.Result
+}
+
+// shutdownGrace bounds the wait, after in-flight attempts were cancelled,
+// for hooks that ignore their context.
+const shutdownGrace = 2 * time.Second
+
+// Start launches the workers and returns at once. Workers claim due
+// deliveries, woken by Publish, by the store's notifications when it has
+// them, and by a poll every PollInterval. Cancelling ctx is a hard stop:
+// attempts in flight are cancelled and their leases released. Use Shutdown
+// for a graceful stop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	l := &d.life
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return ErrStarted
+	}
+	l.started = true
+	l.stop = make(chan struct{})
+	l.done = make(chan struct{})
+	l.runCtx, l.cancel = context.WithCancel(ctx)
+	l.acks = make(chan store.Result, 4*d.cfg.Workers)
+	var notes <-chan struct{}
+	if n, ok := d.store.(store.Notifier); ok {
+		ch, err := n.Subscribe(l.runCtx)
+		if err != nil {
+			d.log.Warn("herald: store notifications unavailable; polling", "error", err)
+		} else {
+			notes = ch
+		}
+	}
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		d.ackLoop(l.acks)
+	}()
+	go func() {
+		defer close(l.done)
+		d.claimLoop(l.runCtx, l.stop, notes)
+		l.inflight.Wait()
+		l.ackMu.Lock()
+		l.ackClosed = true
+		close(l.acks)
+		l.ackMu.Unlock()
+		<-ackDone
+		l.cancel()
+		if notes != nil {
+			for range notes { // the store closes it once runCtx ends
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops claiming, waits for attempts in flight until ctx ends,
+// then cancels them and releases their leases so another dispatcher can
+// take the work at once, waits a short grace for hooks that ignore their
+// context, and returns ctx.Err(). A second call, or a call before Start,
+// does nothing.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	l := &d.life
+	l.mu.Lock()
+	if !l.started || l.stopping {
+		l.mu.Unlock()
+		return nil
+	}
+	l.stopping = true
+	close(l.stop)
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+	}
+	l.cancel()
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C:
+		d.log.Error("herald: hooks still running after shutdown; they ignore their context")
+	}
+	return ctx.Err()
+}
+
+// claimLoop claims due messages while workers are free and hands each to
+// a goroutine of its own.
+func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
+	l := &d.life
+	workers := d.cfg.Workers
+	slots := make(chan struct{}, workers)
+	poll := time.NewTimer(d.cfg.PollInterval)
+	defer poll.Stop()
+	failures := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	fill:
+		for n < workers {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break fill
+			}
+		}
+		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
+		for range n - len(msgs) {
+			<-slots
+		}
+		for _, m := range msgs {
+			l.inflight.Add(1)
+			go func() {
+				defer func() { <-slots }()
+				defer l.inflight.Done()
+				if r, ok := d.handle(ctx, m); ok {
+					d.ack(r)
+				} else {
+					d.release(m.Lease)
+				}
+			}()
+		}
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait = min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
+			d.log.Error("herald: claiming failed; backing off", "error", err, "wait", wait)
+		case len(msgs) < n:
+			failures = 0
+			wait = d.cfg.PollInterval
+		default:
+			failures = 0
+			continue
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(wait)
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-notes:
+		case <-poll.C:
+		}
+	}
+}
+
+// ack hands a result to the ack loop, or writes it at once when the loop
+// has ended (a hook that outlived Shutdown).
+func (d *Dispatcher) ack(r store.Result) {
+	l := &d.life
+	l.ackMu.RLock()
+	if !l.ackClosed {
+		l.acks <- r
+		l.ackMu.RUnlock()
+		return
+	}
+	l.ackMu.RUnlock()
+	d.writeAcks([]store.Result{r})
+}
+
+// ackLoop writes results in batches: whatever has arrived while the
+// previous write ran goes in the next one.
+func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
+	batch := make([]store.Result, 0, 256)
+	for r := range acks {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-acks:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		d.writeAcks(batch)
+		// A finished head lets the next record of its key move up.
+		d.signal()
+	}
+}
+
+func (d *Dispatcher) writeAcks(rs []store.Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.store.Ack(ctx, rs); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			d.log.Warn("herald: an attempt outlived its lease; its outcome was dropped and the message will be sent again", "error", err)
+			return
+		}
+		d.log.Error("herald: recording outcomes failed; the messages will be sent again when their leases expire", "error", err)
+	}
+}
+
+func (d *Dispatcher) release(lease string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.store.Release(ctx, []string{lease}); err != nil {
+		d.log.Error("herald: releasing a lease failed; the message waits for its lease to expire", "error", err)
+	}
+}
+
+// ProcessDue claims and attempts every message due now, concurrently up to
+// Workers, until none is due, and returns how many messages it attempted.
+// Retries scheduled later are left for a later call (advance the clock
+// first). It is meant for tests and for callers that run no workers; it
+// does not need Start.
+func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: d.cfg.Workers})
+		if err != nil || len(msgs) == 0 {
+			return total, err
+		}
+		results := make([]store.Result, len(msgs))
+		keep := make([]bool, len(msgs))
+		var wg sync.WaitGroup
+		for i, m := range msgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], keep[i] = d.handle(ctx, m)
+			}()
+		}
+		wg.Wait()
+		var acks []store.Result
+		var leases []string
+		for i, r := range results {
+			if keep[i] {
+				acks = append(acks, r)
+			} else {
+				leases = append(leases, msgs[i].Lease)
+			}
+		}
+		if len(leases) > 0 {
+			_ = d.store.Release(context.WithoutCancel(ctx), leases)
+			return total, ctx.Err()
+		}
+		if err := d.store.Ack(ctx, acks); err != nil {
+			return total, err
+		}
+		total += len(msgs)
+	}
+}
