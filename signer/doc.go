@@ -1,0 +1,59 @@
+// Package signer signs webhook messages and verifies them, following the
+// Standard Webhooks specification, so that any receiver using one of the
+// specification's reference libraries accepts herald's messages unchanged.
+//
+// # What is signed
+//
+// Every message is signed over its id, its send time and its body, joined
+// by full stops:
+//
+//	{webhook-id}.{webhook-timestamp}.{body}
+//
+// The timestamp is unix seconds in decimal. The body is signed byte for
+// byte as it is sent: a receiver must verify the raw body it read, before
+// decoding it (re-encoding JSON changes bytes and breaks the signature).
+// The id stays the same across retries of one message and is the
+// receiver's idempotency key; the timestamp is that of the attempt, so a
+// retry is signed afresh and a captured request cannot be replayed after
+// the receiver's tolerance has passed.
+//
+// # Header format
+//
+// Three headers carry the metadata:
+//
+//	webhook-id: 0190f6c2-7c4e-7b1a-9d3e-5f0a1b2c3d4e
+//	webhook-timestamp: 1614265330
+//	webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=
+//
+// webhook-signature is a space-separated list of "version,base64"
+// signatures: "v1" for HMAC-SHA256, "v1a" for Ed25519. Receivers ignore
+// versions they do not know.
+//
+// # Keys
+//
+// A key's prefix says what it is, so no separate setting is needed:
+//
+//   - "whsec_" + base64 of 24 to 64 random bytes: a shared secret for
+//     HMAC-SHA256 ("v1"). The same string signs and verifies.
+//     [GenerateSecret] makes one of 32 bytes.
+//   - "whsk_" + base64 of an Ed25519 private key seed (32 bytes; the 64-byte
+//     crypto/ed25519 form is accepted too): signs "v1a". It never leaves
+//     the sender.
+//   - "whpk_" + base64 of the 32-byte Ed25519 public key: verifies "v1a".
+//     It can be handed out freely. [GenerateKeyPair] makes a pair and
+//     [PublicKey] derives the public half.
+//
+// Keys are base64 with the standard alphabet and padding. Errors about a
+// key describe what is wrong with it and never include the key.
+//
+// # Rotation
+//
+// A [Signer] holds one or more live keys and signs every message with each
+// of them, in order, into one header line:
+//
+//	webhook-signature: v1,<signature with new key> v1,<signature with old key>
+//
+// To rotate without downtime: sign with the new and the old key; let each
+// receiver switch to the new key at its own pace (a receiver holding either
+// key accepts the message); then drop the old key from the sender.
+package signer
