@@ -55,5 +55,18 @@
 //
 // To rotate without downtime: sign with the new and the old key; let each
 // receiver switch to the new key at its own pace (a receiver holding either
-// key accepts the message); then drop the old key from the sender.
+// key accepts the message); then drop the old key from the sender. A
+// [Verifier] likewise accepts several keys, so a receiver can trust the old
+// and the new key for the length of a switch.
+//
+// # Verification
+//
+// [Verifier.Verify] checks a received message: the three headers must be
+// present, webhook-timestamp must lie within a tolerance of the receiver's
+// clock (5 minutes by default, either way), and at least one signature in
+// the list must match at least one of the receiver's keys. HMAC signatures
+// are compared in constant time. Failures are reported with sentinel
+// errors for errors.Is: [ErrMissingHeader], [ErrInvalidHeader],
+// [ErrTimestamp] and [ErrNoMatchingSignature]. [Verify] is the one-call
+// form for a single secret.
 package signer
