@@ -69,4 +69,9 @@
 // errors for errors.Is: [ErrMissingHeader], [ErrInvalidHeader],
 // [ErrTimestamp] and [ErrNoMatchingSignature]. [Verify] is the one-call
 // form for a single secret.
+//
+// [Verifier.Middleware] does the same for a net/http handler: it reads the
+// body up to a limit (1 MiB by default), verifies it, answers 400, 401 or
+// 413 without details on failure, and otherwise hands the next handler the
+// request with its body restored.
 package signer
