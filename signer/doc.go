@@ -74,4 +74,29 @@
 // body up to a limit (1 MiB by default), verifies it, answers 400, 401 or
 // 413 without details on failure, and otherwise hands the next handler the
 // request with its body restored.
+//
+// # Duplicates
+//
+// Delivery is at least once: a message whose answer was lost is sent again
+// with the same webhook-id (and a fresh timestamp and signature, so the
+// tolerance does not catch it). [Dedup] is middleware that remembers
+// handled ids in a [SeenStore] ([MemorySeenStore] for a single process, or
+// the receiver's own database or cache) and answers a repeated id with 200
+// without calling the handler again.
+//
+// An id counts as processed only once the handler answered 2xx. A handler
+// that failed (non-2xx, or a panic) leaves the id unmarked, because the
+// sender will retry it and that retry must be processed, not acknowledged
+// unseen. While one delivery of an id is being handled, a concurrent
+// duplicate is answered 409 Conflict, so the sender tries again later
+// instead of being told it succeeded before the outcome is known.
+//
+// Place Dedup inside the verifying middleware, so that only authentic ids
+// are ever recorded; otherwise a forger could claim an id before the
+// genuine message arrives:
+//
+//	handler = v.Middleware(signer.Dedup(store, 24*time.Hour)(handler))
+//
+// A deliberate replay that resends a message under its original id is
+// answered as a duplicate too, for as long as the id is remembered.
 package signer
