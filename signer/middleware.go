@@ -19,6 +19,10 @@ import (
 // stale or future timestamp or no matching signature, and 413 Request
 // Entity Too Large for a body over the limit. The reason goes to
 // VerifierOptions.Logger.
+//
+// A GET request has no body: herald sends a GET webhook's fields as the
+// query string and signs the raw query string in the body's place, so for
+// a GET without a body the middleware verifies r.URL.RawQuery.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(w, r, v.maxBody)
@@ -26,7 +30,11 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			v.reject(w, r, err)
 			return
 		}
-		if err := v.Verify(r.Header, body); err != nil {
+		signed := body
+		if r.Method == http.MethodGet && len(body) == 0 {
+			signed = []byte(r.URL.RawQuery)
+		}
+		if err := v.Verify(r.Header, signed); err != nil {
 			v.reject(w, r, err)
 			return
 		}

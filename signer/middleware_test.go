@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +166,7 @@ func TestMiddlewareEmptyBody(t *testing.T) {
 	t.Parallel()
 	v := mustVerifier(t, signer.VerifierOptions{Now: fixedClock(specTime)}, specSecret)
 	next := &recordingHandler{}
-	r := httptest.NewRequest(http.MethodGet, "/hooks/hr?status=P", nil)
+	r := httptest.NewRequest(http.MethodPost, "/hooks/hr?status=P", nil)
 	mustNew(t, specSecret).SetHeaders(r.Header, "evt_1", specTime, nil)
 	rec := serve(v.Middleware(next), r)
 	assert.Equal(t, http.StatusAccepted, rec.Code)
@@ -203,4 +204,28 @@ func TestMiddlewareOverHTTP(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, 3, next.calls)
+}
+
+func TestMiddlewareVerifiesTheQueryStringOfGet(t *testing.T) {
+	t.Parallel()
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	s, err := signer.New(secret)
+	require.NoError(t, err)
+	v, err := signer.NewVerifier(secret)
+	require.NoError(t, err)
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	now := time.Now()
+	query := "employee_id=E-1&status=P"
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{{query, http.StatusNoContent}, {"employee_id=E-1&status=A", http.StatusUnauthorized}} {
+		req := httptest.NewRequest(http.MethodGet, "/sync?"+tc.query, nil)
+		req.Header.Set("webhook-id", "msg_1")
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set("webhook-signature", s.Sign("msg_1", now, []byte(query)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, tc.want, rec.Code, tc.query)
+	}
 }

@@ -187,10 +187,11 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	for _, d := range ds {
-		if err := waitDelivered(ctx, herald, d.ID); err != nil {
+		got, err := waitDelivered(ctx, herald, d.ID)
+		if err != nil {
 			return err
 		}
-		say("herald: delivered to %q, signed, after %d attempt(s)", w.Name, 1)
+		say("herald: delivered to %q, signed, after %d attempt(s)", w.Name, got.Attempts)
 	}
 	got := a.status(employee, date)
 	say("instance A: calendar of %s on %s shows %s", employee, date, got)
@@ -201,20 +202,20 @@ func run(ctx context.Context, out io.Writer) error {
 }
 
 // waitDelivered waits until the delivery is recorded as delivered.
-func waitDelivered(ctx context.Context, d *webhook.Dispatcher, id string) error {
+func waitDelivered(ctx context.Context, d *webhook.Dispatcher, id string) (webhook.Delivery, error) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		got, err := d.Delivery(ctx, id)
 		if err != nil {
-			return err
+			return got, err
 		}
 		if got.Status == webhook.Delivered {
-			return nil
+			return got, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("delivery %s is %s: %s", id, got.Status, got.LastError)
+			return got, fmt.Errorf("delivery %s is %s: %s", id, got.Status, got.LastError)
 		case <-t.C:
 		}
 	}
