@@ -244,16 +244,30 @@ func (d *Dispatcher) Webhooks(ctx context.Context) ([]Webhook, error) {
 // SetDisabled flips the "Published" toggle. Disabling keeps queued
 // deliveries waiting; enabling lets them flow, in order.
 func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) (Webhook, error) {
+	return d.setDisabled(ctx, id, disabled, "set by the application")
+}
+
+// setDisabled flips the toggle and reports why.
+func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	w, err := d.Webhook(ctx, id)
 	if err != nil {
 		return Webhook{}, err
 	}
+	was := w.Disabled
 	w.Disabled = disabled
 	w, err = d.save(ctx, w)
-	if err == nil && !disabled {
-		d.signal()
+	if err != nil {
+		return w, err
 	}
-	return w, err
+	if was != disabled {
+		kind := EventWebhookDisabled
+		if !disabled {
+			kind = EventWebhookEnabled
+			d.signal()
+		}
+		d.observe(Event{Kind: kind, WebhookID: w.ID, Tenant: w.Tenant, Reason: reason})
+	}
+	return w, nil
 }
 
 // Deliveries lists deliveries matching q, oldest first.
@@ -347,6 +361,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
 				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
 			continue
 		}
 		if !ok {
