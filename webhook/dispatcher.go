@@ -313,6 +313,7 @@ func (d *Dispatcher) signal() {
 // payload is the data object of the default envelope, encoded once per
 // event.
 type payload struct {
+	EventID string         `json:"event_id"`
 	Table   string         `json:"table"`
 	Op      string         `json:"op"`
 	Key     string         `json:"key"`
@@ -419,7 +420,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)
