@@ -19,14 +19,14 @@ type Fault int
 
 // The faults a ChaosReceiver injects.
 const (
-	FaultNone        Fault = iota // 2xx
-	Fault500                      // 500 Internal Server Error
-	Fault503                      // 503 with Retry-After: 1
-	Fault429                      // 429 Too Many Requests
-	FaultSlowBody                 // 200, then the body trickles
-	FaultHang                     // never answers; the sender times out
-	FaultReset                    // the connection is reset before any answer
-	FaultBadStatus                // a malformed status line
+	FaultNone      Fault = iota // 2xx
+	Fault500                    // 500 Internal Server Error
+	Fault503                    // 503 with Retry-After: 1
+	Fault429                    // 429 Too Many Requests
+	FaultSlowBody               // 200, then the body trickles
+	FaultHang                   // never answers; the sender times out
+	FaultReset                  // the connection is reset before any answer
+	FaultBadStatus              // a malformed status line
 	faultCount
 )
 

@@ -68,7 +68,9 @@ func chaosWebhooks(table string, base string) []chaosWebhook {
 			func(webhook.Op, map[string]any, map[string]any) bool { return true }},
 		{webhook.Webhook{Name: table + " status", Table: table, Ops: []webhook.Op{webhook.Update}, URL: base + "/" + table + "/status",
 			When: condition.Rule{Match: condition.AnySelected, Fields: []string{"status"}}},
-			func(op webhook.Op, old, new map[string]any) bool { return op == webhook.Update && old["status"] != new["status"] }},
+			func(op webhook.Op, old, new map[string]any) bool {
+				return op == webhook.Update && old["status"] != new["status"]
+			}},
 		{webhook.Webhook{Name: table + " senior", Table: table, Ops: []webhook.Op{webhook.Insert, webhook.Update}, URL: base + "/" + table + "/senior",
 			When: condition.Rule{Expr: "new.grade > 5"}},
 			func(op webhook.Op, _, new map[string]any) bool { return op != webhook.Delete && grade(new) > 5 }},
