@@ -1,0 +1,5 @@
+DROP TABLE {schema}.attempts;
+DROP TABLE {schema}.deliveries;
+DROP TABLE {schema}.events;
+DROP TABLE {schema}.webhooks;
+DROP TABLE {schema}.meta;

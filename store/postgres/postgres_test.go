@@ -1,0 +1,18 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhr/herald/store"
+	"github.com/heraldhr/herald/store/postgres/postgrestest"
+	"github.com/heraldhr/herald/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConformance(t *testing.T) {
+	pool := postgrestest.Pool(t, 0)
+	storetest.Run(t, func(t *testing.T) store.Store { return postgrestest.NewStore(t, pool) })
+}
