@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -127,7 +129,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 			dCreated = append(dCreated, createdAt(d, e))
 		}
 	}
-	var made []int64
+	var made string
 	var notified int64
 	err := q.queryRow(ctx, s.q.enqueueMany, tenants, ids, tables, ops, keys, times, payloads,
 		dEvent, dIDs, dHooks, dBatch, dNext, dCreated, notifyChannel, s.schema).Scan(&made, &notified)
@@ -135,7 +137,14 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		return nil, fmt.Errorf("postgres: enqueue %d events: %w", len(es), err)
 	}
 	out := make([]bool, len(es))
-	for _, ord := range made {
+	for f := range strings.SplitSeq(made, ",") {
+		if f == "" {
+			continue
+		}
+		ord, err := strconv.Atoi(f)
+		if err != nil || ord < 1 || ord > len(es) {
+			return nil, fmt.Errorf("postgres: enqueue: unexpected event place %q", f)
+		}
 		out[ord-1] = true
 	}
 	return out, nil

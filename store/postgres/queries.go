@@ -36,7 +36,8 @@ SELECT EXISTS (SELECT 1 FROM ev),
        (SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds LIMIT 1) n)`),
 
 		// The same for many events. An id repeated within the call counts
-		// once, at its first place.
+		// once, at its first place. The places of the events created come
+		// back as text, which database/sql drivers scan as well as pgx.
 		enqueueMany: sql(`
 WITH e AS (
     SELECT e.*, row_number() OVER (PARTITION BY e.tenant, e.id ORDER BY e.ord) = 1 AS first
@@ -58,7 +59,7 @@ WITH e AS (
     ORDER BY u.ord
     RETURNING 1
 )
-SELECT coalesce((SELECT array_agg(ord ORDER BY ord) FROM made), '{}'),
+SELECT coalesce((SELECT string_agg(ord::text, ',' ORDER BY ord) FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
 
 		// File new deliveries into their chains (run by one claimer at a
