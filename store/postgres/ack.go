@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +30,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	n := len(rs)
 	var (
 		leases       = make([]uuid.UUID, n)
+		anchors      = make([]int64, n)
 		mids         = make([]string, n)
 		outcomes     = make([]int32, n)
 		nows         = make([]time.Time, n)
@@ -47,11 +50,12 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		validResults int
 	)
 	for i, r := range rs {
-		l, err := uuid.Parse(r.Lease)
+		l, anchor, err := parseLease(r.Lease)
 		if err != nil {
 			lost = append(lost, r.MessageID) // not a lease this store gave out
 			continue
 		}
+		anchors[i] = anchor
 		valid[i] = true
 		validResults++
 		leases[i], mids[i], outcomes[i], nows[i], next[i], reasons[i] = l, r.MessageID, int32(r.Outcome), r.Now, r.NextAttempt, r.Error
@@ -73,42 +77,40 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	if validResults < n {
 		leases, mids, outcomes, nows, next, reasons = keep(leases, valid), keep(mids, valid), keep(outcomes, valid), keep(nows, valid), keep(next, valid), keep(reasons, valid)
 		has, codes, latency, headers, bodies, errs = keep(has, valid), keep(codes, valid), keep(latency, valid), keep(headers, valid), keep(bodies, valid), keep(errs, valid)
-		versions, ats, attemptMIDs = keep(versions, valid), keep(ats, valid), keep(attemptMIDs, valid)
+		versions, ats, attemptMIDs, anchors = keep(versions, valid), keep(ats, valid), keep(attemptMIDs, valid), keep(anchors, valid)
 	}
 	recorded := map[uuid.UUID]bool{}
 	if len(leases) > 0 {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			clear(recorded)
-			rows, err := tx.Query(ctx, s.q.ack, leases, mids, outcomes, nows, next, reasons, has, codes, latency, headers,
-				bodies, errs, versions, ats, attemptMIDs)
+		// One round trip: the two statements run as one implicit
+		// transaction, each with its own snapshot.
+		b := &pgx.Batch{}
+		b.Queue(s.q.ack, leases, mids, outcomes, nows, next, reasons, has, codes, latency, headers,
+			bodies, errs, versions, ats, attemptMIDs, anchors)
+		b.Queue(s.q.promote, anchors)
+		br := s.pool.SendBatch(ctx, b)
+		err := func() error {
+			rows, err := br.Query()
 			if err != nil {
 				return err
 			}
-			var cw, ct, ck []string
 			for rows.Next() {
 				var l uuid.UUID
-				var done bool
-				var w, t, k string
-				if err := rows.Scan(&l, &done, &w, &t, &k); err != nil {
+				if err := rows.Scan(&l); err != nil {
 					rows.Close()
 					return err
 				}
 				recorded[l] = true
-				if done {
-					cw, ct, ck = append(cw, w), append(ct, t), append(ck, k)
-				}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			if len(cw) > 0 {
-				if _, err := tx.Exec(ctx, s.q.promote, cw, ct, ck); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+			_, err = br.Exec()
+			return err
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: ack: %w", err)
 		}
@@ -137,16 +139,17 @@ func keep[T any](xs []T, ok []bool) []T {
 // Release returns leased messages to the queue at once, unattempted.
 func (s *Store) Release(ctx context.Context, leases []string) error {
 	ids := make([]uuid.UUID, 0, len(leases))
+	anchors := make([]int64, 0, len(leases))
 	for _, l := range leases {
-		if id, err := uuid.Parse(l); err == nil {
-			ids = append(ids, id)
+		if id, anchor, err := parseLease(l); err == nil {
+			ids, anchors = append(ids, id), append(anchors, anchor)
 		}
 	}
 	if len(ids) == 0 {
 		return ctx.Err()
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.q.release, ids, notifyChannel, s.schema).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.q.release, ids, notifyChannel, s.schema, anchors).Scan(&n); err != nil {
 		return fmt.Errorf("postgres: release: %w", err)
 	}
 	return nil
@@ -174,4 +177,21 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
 	}
 	return fmt.Errorf("postgres: replay of delivery %q changed nothing", id)
+}
+
+// A lease token is "<uuid>.<seq>": a random id and the seq of the
+// message's first row, through which the store finds the message's rows.
+func leaseToken(id string, anchor int64) string { return id + "." + strconv.FormatInt(anchor, 10) }
+
+func parseLease(tok string) (uuid.UUID, int64, error) {
+	id, seq, ok := strings.Cut(tok, ".")
+	if !ok {
+		return uuid.UUID{}, 0, errors.New("postgres: malformed lease")
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.UUID{}, 0, err
+	}
+	n, err := strconv.ParseInt(seq, 10, 64)
+	return u, n, err
 }

@@ -26,35 +26,71 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 	if c.Limit <= 0 {
 		return nil, nil
 	}
-	var out []store.Message
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		if err := s.file(ctx, tx); err != nil {
-			return fmt.Errorf("filing new deliveries: %w", err)
-		}
-		var err error
-		out, err = s.claim(ctx, tx, c)
-		return err
-	})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("postgres: claim: %w", err)
+	}
+	defer conn.Release()
+	out, err := s.claimOn(ctx, conn.Conn(), c)
+	if err != nil {
+		// End the transaction, or drop the connection if that fails too,
+		// so the pool never hands out a connection inside a transaction.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Conn().Close(rctx)
+		}
 		return nil, fmt.Errorf("postgres: claim: %w", err)
 	}
 	return out, nil
 }
 
-// file files new deliveries into their chains if no other claimer is
-// doing so at this moment. The advisory lock is taken in a statement of
-// its own so that the filing statement's snapshot sees everything the
-// previous filer committed.
-func (s *Store) file(ctx context.Context, tx pgx.Tx) error {
-	var mine bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, s.fileLock).Scan(&mine); err != nil {
-		return err
+// claimOn runs a claim as one transaction on conn, in as few round trips
+// as it can: BEGIN, filing and the candidates go together, and so do the
+// final UPDATE and COMMIT; fixed and new batches add one each.
+func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]store.Message, error) {
+	scan := s.claimScan
+	if scan == 0 {
+		scan = c.Limit
 	}
-	if !mine {
-		return nil
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue(s.q.file, s.fileLock, s.fileBatch)
+	b.Queue(s.q.candidates, c.Now, c.Limit, scan)
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
 	}
-	_, err := tx.Exec(ctx, s.q.file, s.fileBatch)
-	return err
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("filing new deliveries: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
+		var x cand
+		err := r.Scan(&x.seq, &x.webhook, &x.maxBatch, &x.batchID)
+		return x, err
+	})
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.claim(ctx, conn, c, cands)
+}
+
+// cand is a claimable row the candidates query found and locked.
+type cand struct {
+	seq      int64
+	webhook  string
+	maxBatch int
+	batchID  *string
 }
 
 // unit is a message being assembled by a claim.
@@ -66,30 +102,7 @@ type unit struct {
 	ok      bool    // every member of the fixed batch is locked
 }
 
-func (s *Store) claim(ctx context.Context, tx pgx.Tx, c store.Claim) ([]store.Message, error) {
-	scan := s.claimScan
-	if scan == 0 {
-		scan = c.Limit
-	}
-	rows, err := tx.Query(ctx, s.q.candidates, c.Now, c.Limit, scan)
-	if err != nil {
-		return nil, err
-	}
-	type cand struct {
-		seq      int64
-		webhook  string
-		maxBatch int
-		batchID  *string
-	}
-	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
-		var x cand
-		err := r.Scan(&x.seq, &x.webhook, &x.maxBatch, &x.batchID)
-		return x, err
-	})
-	if err != nil {
-		return nil, err
-	}
-
+func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, cands []cand) ([]store.Message, error) {
 	var units []*unit
 	var fixed []string
 	fixedUnit := map[string]*unit{}
@@ -169,14 +182,15 @@ func (s *Store) claim(ctx context.Context, tx pgx.Tx, c store.Claim) ([]store.Me
 		}
 	}
 	if len(seqs) == 0 && len(fixedIDs) == 0 {
-		return nil, nil
+		_, err := tx.Exec(ctx, "COMMIT") // the filing, if any
+		return nil, err
 	}
 	return s.lease(ctx, tx, c, seqs, leases, batchIDs, fixedIDs, fixedLeases)
 }
 
 // gather assembles a new batch around leader (already locked) and returns
 // its member seqs, marking them taken.
-func (s *Store) gather(ctx context.Context, tx pgx.Tx, leader int64, webhook string, max int, now time.Time, taken map[int64]bool) ([]int64, error) {
+func (s *Store) gather(ctx context.Context, tx *pgx.Conn, leader int64, webhook string, max int, now time.Time, taken map[int64]bool) ([]int64, error) {
 	exclude := []int64{leader}
 	for q := range taken {
 		exclude = append(exclude, q)
@@ -208,9 +222,14 @@ func (s *Store) gather(ctx context.Context, tx pgx.Tx, leader int64, webhook str
 	return out, rows.Err()
 }
 
-func (s *Store) lease(ctx context.Context, tx pgx.Tx, c store.Claim, seqs []int64, leases []uuid.UUID, batchIDs []string,
+func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []int64, leases []uuid.UUID, batchIDs []string,
 	fixedIDs []string, fixedLeases []uuid.UUID) ([]store.Message, error) {
-	rows, err := tx.Query(ctx, s.q.lease, c.Now.Add(c.Lease), seqs, leases, batchIDs, fixedIDs, fixedLeases)
+	b := &pgx.Batch{}
+	b.Queue(s.q.lease, c.Now.Add(c.Lease), seqs, leases, batchIDs, fixedIDs, fixedLeases)
+	b.Queue("COMMIT")
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +260,11 @@ func (s *Store) lease(ctx context.Context, tx pgx.Tx, c store.Claim, seqs []int6
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if tag, err := br.Exec(); err != nil {
+		return nil, err
+	} else if tag.String() != "COMMIT" {
+		return nil, fmt.Errorf("the claim's transaction ended with %s", tag)
+	}
 	out := make([]store.Message, 0, len(order))
 	for _, l := range order {
 		ms := byLease[l]
@@ -250,7 +274,7 @@ func (s *Store) lease(ctx context.Context, tx pgx.Tx, c store.Claim, seqs []int6
 			ID:         first.MessageID(),
 			WebhookID:  first.WebhookID,
 			Batch:      first.MaxBatch > 1,
-			Lease:      l,
+			Lease:      leaseToken(l, first.Seq),
 			Attempt:    first.Attempts + 1,
 			Deliveries: make([]store.Delivery, len(ms)),
 			Events:     make([]store.Event, len(ms)),

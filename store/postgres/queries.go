@@ -62,38 +62,9 @@ WITH e AS (
 SELECT coalesce((SELECT string_agg(ord::text, ',' ORDER BY ord) FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
 
-		// File new deliveries into their chains (run by one claimer at a
-		// time, under an advisory lock). A chain with a filed tail gets
-		// its new deliveries queued behind the tail, which is share-locked
-		// so that whoever finishes the tail sees them; a chain with
-		// nothing filed gets its first new delivery as head. A chain whose
-		// tail is busy is left for the next claim.
-		file: sql(`
-WITH news AS (
-    SELECT seq, webhook_id, tenant, key FROM {schema}.deliveries
-    WHERE phase = 0 ORDER BY seq LIMIT $1
-    FOR NO KEY UPDATE SKIP LOCKED
-), chains AS (
-    SELECT webhook_id, tenant, key, min(seq) AS first FROM news GROUP BY webhook_id, tenant, key
-), tails AS (
-    SELECT c.webhook_id, c.tenant, c.key, c.first, t.seq AS tail
-    FROM chains c LEFT JOIN LATERAL (
-        SELECT t.seq FROM {schema}.deliveries t
-        WHERE t.webhook_id = c.webhook_id AND t.tenant = c.tenant AND t.key = c.key AND t.phase IN (1, 2)
-        ORDER BY t.seq DESC LIMIT 1
-    ) t ON true
-), held AS (
-    SELECT seq FROM {schema}.deliveries
-    WHERE seq IN (SELECT tail FROM tails WHERE tail IS NOT NULL) AND phase IN (1, 2)
-    FOR SHARE SKIP LOCKED
-), filed AS (
-    SELECT n.seq, CASE WHEN t.tail IS NULL AND n.seq = t.first THEN 1 ELSE 2 END AS phase
-    FROM news n JOIN tails t USING (webhook_id, tenant, key)
-    WHERE t.tail IS NULL OR t.tail IN (SELECT seq FROM held)
-)
-UPDATE {schema}.deliveries d SET phase = filed.phase
-FROM filed WHERE d.seq = filed.seq`),
-
+		// File new deliveries into their chains: see file_new in
+		// migrations/0001_init.up.sql.
+		file: sql(`SELECT {schema}.file_new($1, $2)`),
 		// Claim candidates: the webhooks with heads or replays (a skip scan
 		// of the claim index), then each enabled webhook's earliest due,
 		// unleased ones, ranked so a claim takes turns across webhooks.
@@ -190,9 +161,17 @@ RETURNING u.lease::text, ` + deliveryCols + `, e.table_name, e.op, e.time, e.pay
 WITH r AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::timestamptz[], $5::timestamptz[], $6::text[],
                          $7::bool[], $8::int4[], $9::int8[], $10::jsonb[], $11::text[], $12::text[], $13::int8[],
-                         $14::timestamptz[], $15::text[])
+                         $14::timestamptz[], $15::text[], $16::int8[])
         AS r(lease, message_id, outcome, now, next_attempt, reason, has_attempt, code, latency, headers, body,
-             err, version, at, attempt_message_id)
+             err, version, at, attempt_message_id, anchor)
+), t AS (
+    -- The rows a lease covers: its anchor (named in the lease token) and,
+    -- for a batch, the anchor's batch mates. No index on lease is needed,
+    -- which keeps leasing a row a HOT update.
+    SELECT a.seq, r.* FROM r JOIN {schema}.deliveries a ON a.seq = r.anchor
+    UNION ALL
+    SELECT m.seq, r.* FROM r JOIN {schema}.deliveries a ON a.seq = r.anchor
+    JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq AND m.phase IS NOT NULL
 ), upd AS (
     UPDATE {schema}.deliveries d SET
         attempts     = d.attempts + CASE WHEN r.has_attempt THEN 1 ELSE 0 END,
@@ -205,9 +184,9 @@ WITH r AS (
         lease        = NULL,
         lease_until  = NULL,
         updated_at   = r.now
-    FROM r
-    WHERE d.lease = r.lease AND d.phase IS NOT NULL AND coalesce(d.batch_id, d.event_id) = r.message_id
-    RETURNING d.seq, d.attempts, d.webhook_id, d.tenant, d.key, d.phase IS NULL AND NOT d.replayed AS done, r.lease
+    FROM t r
+    WHERE d.seq = r.seq AND d.lease = r.lease AND d.phase IS NOT NULL AND coalesce(d.batch_id, d.event_id) = r.message_id
+    RETURNING d.seq, d.attempts, r.lease
 ), att AS (
     INSERT INTO {schema}.attempts (delivery_seq, number, message_id, at, status_code, latency_ns, request_headers,
                                    response_body, error, webhook_version)
@@ -215,28 +194,45 @@ WITH r AS (
     FROM upd u JOIN r ON r.lease = u.lease
     WHERE r.has_attempt
 )
-SELECT DISTINCT lease::text, done, webhook_id, tenant, key FROM upd`),
+SELECT DISTINCT lease FROM upd`),
 
-		// Move the next waiting delivery of each finished chain up to head.
-		// A statement of its own, so that its snapshot sees deliveries the
-		// filer queued behind a tail while the ack waited for that tail's
-		// share lock.
+		// After an ack, move the next waiting delivery of each chain the
+		// acked messages finished up to head. It runs as a statement of its
+		// own after the ack's, so its snapshot sees what the filer queued
+		// behind a tail while the ack waited for that tail's share lock.
 		promote: sql(`
+WITH l AS (
+    SELECT unnest($1::int8[]) AS anchor
+), rows AS (
+    SELECT a.webhook_id, a.tenant, a.key, a.phase, a.replayed FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    UNION ALL
+    SELECT m.webhook_id, m.tenant, m.key, m.phase, m.replayed FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq
+), c AS (
+    SELECT DISTINCT webhook_id AS w, tenant AS t, key AS k FROM rows WHERE phase IS NULL AND NOT replayed
+)
 UPDATE {schema}.deliveries d SET phase = 1
 FROM (
     SELECT (SELECT w.seq FROM {schema}.deliveries w
             WHERE w.webhook_id = c.w AND w.tenant = c.t AND w.key = c.k AND w.phase = 2
             ORDER BY w.seq LIMIT 1) AS seq
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS c(w, t, k)
+    FROM c
     WHERE NOT EXISTS (SELECT 1 FROM {schema}.deliveries h
                       WHERE h.webhook_id = c.w AND h.tenant = c.t AND h.key = c.k AND h.phase = 1)
 ) p
 WHERE d.seq = p.seq AND d.phase = 2`),
 
 		release: sql(`
-WITH r AS (
-    UPDATE {schema}.deliveries SET lease = NULL, lease_until = NULL
-    WHERE lease = ANY($1::uuid[]) AND phase IS NOT NULL
+WITH l AS (
+    SELECT * FROM unnest($1::uuid[], $4::int8[]) AS l(lease, anchor)
+), t AS (
+    SELECT a.seq, l.lease FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    UNION ALL
+    SELECT m.seq, l.lease FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq AND m.phase IS NOT NULL
+), r AS (
+    UPDATE {schema}.deliveries d SET lease = NULL, lease_until = NULL
+    FROM t WHERE d.seq = t.seq AND d.lease = t.lease AND d.phase IS NOT NULL
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM (SELECT pg_notify($2, $3) FROM r LIMIT 1) n)`),

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,15 +135,21 @@ func TestNotifyOnCommitOnly(t *testing.T) {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, `LISTEN herald`)
 	require.NoError(t, err)
+	// next returns the next payload for this test: its schema or a marker
+	// (tests running in parallel notify for their own schemas).
 	next := func() string {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		n, err := conn.WaitForNotification(wctx)
-		require.NoError(t, err)
-		return n.Payload
+		for {
+			n, err := conn.WaitForNotification(wctx)
+			require.NoError(t, err)
+			if n.Payload == s.Schema() || strings.HasPrefix(n.Payload, s.Schema()+"/") {
+				return strings.TrimPrefix(n.Payload, s.Schema()+"/")
+			}
+		}
 	}
 	marker := func(m string) {
-		_, err := pool.Exec(ctx, `SELECT pg_notify('herald', $1)`, m)
+		_, err := pool.Exec(ctx, `SELECT pg_notify('herald', $1)`, s.Schema()+"/"+m)
 		require.NoError(t, err)
 	}
 

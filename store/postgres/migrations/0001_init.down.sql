@@ -1,3 +1,4 @@
+DROP FUNCTION {schema}.file_new(bigint, integer);
 DROP TABLE {schema}.attempts;
 DROP TABLE {schema}.deliveries;
 DROP TABLE {schema}.events;

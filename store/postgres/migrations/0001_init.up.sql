@@ -61,7 +61,7 @@ CREATE TABLE {schema}.deliveries (
     updated_at   timestamptz NOT NULL,
     CONSTRAINT deliveries_phase_pending CHECK ((status = 'pending') = (phase IS NOT NULL)),
     CONSTRAINT deliveries_phase_known CHECK (phase BETWEEN 0 AND 3)
-);
+) WITH (fillfactor = 80); -- room on each page for HOT updates (leasing a row)
 
 -- Claims: heads and replays by webhook, due first. Waiting deliveries
 -- are not in it, so a long backlog behind a failing record costs nothing.
@@ -70,9 +70,10 @@ CREATE INDEX deliveries_claim ON {schema}.deliveries (webhook_id, next_attempt, 
 CREATE INDEX deliveries_chain ON {schema}.deliveries (webhook_id, tenant, key, seq) WHERE phase IN (0, 1, 2);
 -- New deliveries waiting to be filed into their chains.
 CREATE INDEX deliveries_new ON {schema}.deliveries (seq) WHERE phase = 0;
--- Pending members of fixed batches, and pending leased messages.
-CREATE INDEX deliveries_batch ON {schema}.deliveries (batch_id) WHERE phase IS NOT NULL AND batch_id IS NOT NULL;
-CREATE INDEX deliveries_lease ON {schema}.deliveries (lease) WHERE phase IS NOT NULL AND lease IS NOT NULL;
+-- Members of batches. (Leases are found through the row a lease token
+-- names, so lease and lease_until are in no index and leasing a row can be
+-- a HOT update.)
+CREATE INDEX deliveries_batch ON {schema}.deliveries (batch_id) WHERE batch_id IS NOT NULL;
 -- The delivery log: by webhook and by event.
 CREATE INDEX deliveries_webhook ON {schema}.deliveries (webhook_id, seq);
 CREATE INDEX deliveries_event ON {schema}.deliveries (event_id);
@@ -93,3 +94,52 @@ CREATE TABLE {schema}.attempts (
     webhook_version bigint      NOT NULL
 );
 CREATE INDEX attempts_delivery ON {schema}.attempts (delivery_seq, id);
+
+-- file_new files new deliveries into their order chains; every claim calls
+-- it first. Only one caller at a time does the work: the advisory lock is
+-- taken first, and because the function is VOLATILE the filing statement
+-- then runs with a fresh snapshot that sees everything the previous filer
+-- committed. A chain with a filed tail gets its new deliveries queued
+-- behind the tail, which is share-locked so that whoever finishes the tail
+-- sees them (the ack's promotion runs after its update, with a snapshot of
+-- its own). A chain with nothing filed gets its first new delivery as head
+-- and the rest behind it. A chain whose tail is busy waits for the next
+-- claim. Nothing here waits for a lock.
+CREATE FUNCTION {schema}.file_new(lock_key bigint, max_rows integer) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n_filed bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(lock_key) THEN
+        RETURN 0;
+    END IF;
+    -- file:begin
+WITH news AS (
+    SELECT seq, webhook_id, tenant, key FROM {schema}.deliveries
+    WHERE phase = 0 ORDER BY seq LIMIT max_rows
+    FOR NO KEY UPDATE SKIP LOCKED
+), chains AS (
+    SELECT webhook_id, tenant, key, min(seq) AS first FROM news GROUP BY webhook_id, tenant, key
+), tails AS (
+    SELECT c.webhook_id, c.tenant, c.key, c.first, t.seq AS tail
+    FROM chains c LEFT JOIN LATERAL (
+        SELECT t.seq FROM {schema}.deliveries t
+        WHERE t.webhook_id = c.webhook_id AND t.tenant = c.tenant AND t.key = c.key AND t.phase IN (1, 2)
+        ORDER BY t.seq DESC LIMIT 1
+    ) t ON true
+), held AS (
+    SELECT seq FROM {schema}.deliveries
+    WHERE seq IN (SELECT tail FROM tails WHERE tail IS NOT NULL) AND phase IN (1, 2)
+    FOR SHARE SKIP LOCKED
+), filed AS (
+    SELECT n.seq, CASE WHEN t.tail IS NULL AND n.seq = t.first THEN 1 ELSE 2 END AS phase
+    FROM news n JOIN tails t USING (webhook_id, tenant, key)
+    WHERE t.tail IS NULL OR t.tail IN (SELECT seq FROM held)
+)
+UPDATE {schema}.deliveries d SET phase = filed.phase
+FROM filed WHERE d.seq = filed.seq;
+    -- file:end
+    GET DIAGNOSTICS n_filed = ROW_COUNT;
+    RETURN n_filed;
+END
+$fn$;
