@@ -18,8 +18,8 @@ var migrationFiles embed.FS
 
 // Migration is one versioned step of herald's schema.
 type Migration struct {
-	Version int
-	Name    string
+	Version int    // 1, 2, 3 ...
+	Name    string // from the file name, e.g. "init"
 	up      string
 	down    string
 }
@@ -28,7 +28,7 @@ type Migration struct {
 type AppliedMigration struct {
 	Version   int
 	Name      string
-	AppliedAt time.Time
+	AppliedAt time.Time // by the database's clock
 }
 
 // migrations are read once from the embedded files
