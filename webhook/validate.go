@@ -3,9 +3,7 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/heraldhr/herald/condition"
@@ -93,9 +91,10 @@ func (d *Dispatcher) checkHooks(w Webhook) error {
 	return errors.Join(errs...)
 }
 
-// checkURL accepts only absolute http(s) URLs with a host. An IP literal in
-// a refused range is refused here already; the connect-time check of the
-// guarded transport is the real guard.
+// checkURL accepts only absolute http(s) URLs with a host, and applies the
+// transport's guard to what can be judged without DNS (the port, an IP
+// literal, loopback and numeric names); the connect-time check of the
+// resolved addresses is the real guard.
 func (d *Dispatcher) checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -113,21 +112,7 @@ func (d *Dispatcher) checkURL(raw string) error {
 	if strings.ContainsAny(raw, "\r\n\x00 ") {
 		return errors.New("url holds white space or control characters")
 	}
-	port := 80
-	if u.Scheme == "https" {
-		port = 443
-	}
-	if p := u.Port(); p != "" {
-		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
-			return fmt.Errorf("url port %q is invalid", p)
-		}
-	}
-	g := guardOptions{allowPrivate: d.cfg.AllowPrivateNetworks}
-	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
-		if err := g.checkDestination(ip, port); err != nil {
-			return fmt.Errorf("url: %w", err)
-		}
-	} else if err := g.checkPort(port); err != nil {
+	if err := newGuard(&d.cfg).checkTarget(u); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
 	return nil
