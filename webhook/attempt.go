@@ -169,20 +169,20 @@ type verdict struct {
 	gone             bool // 410: disable the webhook
 }
 
-// verdictFor classifies an attempt's answer: the one place that decides
-// what a status code means.
+// verdictFor turns an attempt's outcome into what the dispatcher does;
+// Classify decides what an answer means.
 func verdictFor(code int, h http.Header, err error) verdict {
-	switch {
-	case err != nil:
+	if err != nil {
 		return verdict{}
-	case code >= 200 && code < 300:
+	}
+	switch Classify(code, h) {
+	case VerdictAccepted:
 		return verdict{ok: true}
-	case strings.EqualFold(h.Get("Webhook-Delivery"), "abort-message"):
+	case VerdictAbort:
 		return verdict{permanent: true}
-	case code == http.StatusGone:
+	case VerdictGone:
 		return verdict{gone: true}
-	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
-		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+	case VerdictBackOff:
 		return verdict{honourRetryAfter: true}
 	}
 	return verdict{}
