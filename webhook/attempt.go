@@ -154,6 +154,11 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		if v.gone {
 			d.disableGone(ctx, w)
+			// The message waits for the webhook to be enabled again, even
+			// when this was its last attempt.
+			if res.Outcome == store.OutcomeDead {
+				res.Outcome, res.NextAttempt = store.OutcomeRetry, now.Add(d.cfg.Retry.delay(m.Attempt))
+			}
 		}
 	}
 	d.after(ctx, w, msg, &transform.Result{Message: msg, StatusCode: att.StatusCode, Header: header, Body: body,

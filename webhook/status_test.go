@@ -82,6 +82,29 @@ func deliveryAfter(t *testing.T, k *webhooktest.Kit, key string) webhook.Deliver
 	return ds[0]
 }
 
+func TestGoneDisablesTheWebhookAndKeepsTheMessage(t *testing.T) {
+	t.Parallel()
+	// One attempt allowed: a 410 must still not end the message.
+	k, rcv := setup(t, webhook.Config{Retry: webhook.RetryPolicy{MaxAttempts: 1}})
+	w := register(t, k, rcv, webhook.Webhook{})
+	rcv.Script(webhooktest.Answer{Status: http.StatusGone})
+	d := deliveryAfter(t, k, "E1")
+	assert.Equal(t, webhook.Pending, d.Status, "the message stays pending, even after its last attempt")
+	assert.Contains(t, d.LastError, "status 410")
+	got, err := k.Webhook(t.Context(), w.ID)
+	require.NoError(t, err)
+	assert.True(t, got.Disabled, "410 disables the webhook")
+
+	k.Clock.Advance(24 * time.Hour)
+	assert.Equal(t, 0, k.Drain(t), "nothing is sent while it is disabled")
+	_, err = k.SetDisabled(t.Context(), w.ID, false)
+	require.NoError(t, err)
+	assert.Equal(t, 1, k.Drain(t))
+	ds, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{})
+	require.NoError(t, err)
+	assert.Equal(t, webhook.Delivered, ds[0].Status, "delivered once enabled again")
+}
+
 func TestRetryAfterIsHonouredWithinItsCap(t *testing.T) {
 	t.Parallel()
 	const limit = 10 * time.Minute
