@@ -121,6 +121,7 @@ func TestRetryAfterIsHonouredWithinItsCap(t *testing.T) {
 		{"HTTP date", 503, webhooktest.Epoch.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{"capped", 429, "86400", limit},
 		{"date beyond the cap", 503, webhooktest.Epoch.Add(48 * time.Hour).Format(http.TimeFormat), limit},
+		{"a number too large for a duration", 429, "9223372037", limit},
 		{"sooner than the schedule", 429, "0", time.Second},
 		{"a date in the past", 503, webhooktest.Epoch.Add(-time.Hour).Format(http.TimeFormat), time.Second},
 		{"negative", 429, "-5", time.Second},
