@@ -98,9 +98,17 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 	if err != nil {
 		return nil, err
 	}
-	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	next := &definitions{version: v, byID: make(map[string]*compiled, len(rows)), byTable: map[string][]*compiled{}}
+	prev := d.defs.Load()
 	for _, r := range rows {
-		c := d.compile(r)
+		// Reuse what is compiled already: only changed definitions compile.
+		c, ok := (*compiled)(nil), false
+		if prev != nil {
+			c, ok = prev.byID[r.ID]
+		}
+		if !ok || c.Version != r.Version {
+			c = d.compile(r)
+		}
 		next.byID[c.ID] = c
 		next.byTable[c.Table] = append(next.byTable[c.Table], c)
 		if next.version < r.Version {
