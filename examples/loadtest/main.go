@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,21 @@ func main() {
 	flag.IntVar(&o.Fanout, "fanout", 1, "webhooks (of -webhooks) each change matches")
 	flag.StringVar(&stores, "stores", "memory", "comma-separated stores: "+strings.Join(storeNames(), ", "))
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, s := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -87,12 +102,12 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rs, err := run(ctx, o, os.Stderr)
+	if err == nil {
+		err = report(os.Stdout, o, rs)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
-		os.Exit(1)
-	}
-	if err := report(os.Stdout, o, rs); err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
