@@ -38,6 +38,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 	case w.err != nil:
 		d.log.Error("herald: holding a delivery this process cannot send", "webhook_id", w.ID, "message_id", m.ID, "error", w.err)
 		r.Outcome, r.NextAttempt, r.Error = store.OutcomePostpone, now.Add(d.cfg.HoldDelay), "held: "+w.err.Error()
+		d.observe(Event{Kind: EventHeld, WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries), Reason: r.Error})
 		return r, true
 	case w.Disabled:
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
@@ -47,7 +48,44 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 	if ctx.Err() != nil && out.Outcome != store.OutcomeDelivered {
 		return r, false
 	}
+	d.report(w, m, out)
 	return out, true
+}
+
+// report tells the observer and the log what became of an attempt.
+func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
+	base := Event{WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries),
+		Attempt: m.Attempt, Method: w.method(), URL: RedactURL(w.URL)}
+	if a := r.Attempt; a != nil {
+		e := base
+		e.Kind, e.StatusCode, e.Latency = EventAttempt, a.StatusCode, a.Latency
+		if a.Error != "" {
+			e.Err = errors.New(a.Error)
+		}
+		d.observe(e)
+	}
+	e := base
+	switch r.Outcome {
+	case store.OutcomeDelivered:
+		e.Kind = EventDelivered
+	case store.OutcomeRetry:
+		e.Kind, e.Next = EventRetry, r.NextAttempt
+	case store.OutcomeDead:
+		e.Kind = EventDead
+		var why string
+		if r.Attempt != nil {
+			why = r.Attempt.Error
+		}
+		d.log.Warn("herald: delivery failed for good", "webhook_id", w.ID, "message_id", m.ID, "attempt", m.Attempt, "error", why)
+	case store.OutcomeSkipped:
+		e.Kind, e.Reason = EventSkipped, r.Error
+	default:
+		return
+	}
+	if r.Attempt != nil && r.Attempt.Error != "" {
+		e.Err = errors.New(r.Attempt.Error)
+	}
+	d.observe(e)
 }
 
 // webhookFor returns the compiled definition of id, reloading once when
@@ -197,7 +235,7 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
-	if _, err := d.SetDisabled(context.WithoutCancel(ctx), w.ID, true); err != nil {
+	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
 		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
 		return
 	}

@@ -92,6 +92,9 @@ type Config struct {
 	// wake-up arrives (retries coming due, work published by another
 	// process without notifications); 0: 1s.
 	PollInterval time.Duration
+	// Observer is told about attempts, outcomes and webhook state changes;
+	// nil: nobody.
+	Observer Observer
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration

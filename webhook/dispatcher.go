@@ -98,9 +98,17 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 	if err != nil {
 		return nil, err
 	}
-	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	next := &definitions{version: v, byID: make(map[string]*compiled, len(rows)), byTable: map[string][]*compiled{}}
+	prev := d.defs.Load()
 	for _, r := range rows {
-		c := d.compile(r)
+		// Reuse what is compiled already: only changed definitions compile.
+		c, ok := (*compiled)(nil), false
+		if prev != nil {
+			c, ok = prev.byID[r.ID]
+		}
+		if !ok || c.Version != r.Version {
+			c = d.compile(r)
+		}
 		next.byID[c.ID] = c
 		next.byTable[c.Table] = append(next.byTable[c.Table], c)
 		if next.version < r.Version {
@@ -244,16 +252,30 @@ func (d *Dispatcher) Webhooks(ctx context.Context) ([]Webhook, error) {
 // SetDisabled flips the "Published" toggle. Disabling keeps queued
 // deliveries waiting; enabling lets them flow, in order.
 func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) (Webhook, error) {
+	return d.setDisabled(ctx, id, disabled, "set by the application")
+}
+
+// setDisabled flips the toggle and reports why.
+func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	w, err := d.Webhook(ctx, id)
 	if err != nil {
 		return Webhook{}, err
 	}
+	was := w.Disabled
 	w.Disabled = disabled
 	w, err = d.save(ctx, w)
-	if err == nil && !disabled {
-		d.signal()
+	if err != nil {
+		return w, err
 	}
-	return w, err
+	if was != disabled {
+		kind := EventWebhookDisabled
+		if !disabled {
+			kind = EventWebhookEnabled
+			d.signal()
+		}
+		d.observe(Event{Kind: kind, WebhookID: w.ID, Tenant: w.Tenant, Reason: reason})
+	}
+	return w, nil
 }
 
 // Deliveries lists deliveries matching q, oldest first.
@@ -299,6 +321,7 @@ func (d *Dispatcher) signal() {
 // payload is the data object of the default envelope, encoded once per
 // event.
 type payload struct {
+	EventID string         `json:"event_id"`
 	Table   string         `json:"table"`
 	Op      string         `json:"op"`
 	Key     string         `json:"key"`
@@ -347,6 +370,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
 				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
 			continue
 		}
 		if !ok {
@@ -404,7 +428,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)
