@@ -182,7 +182,9 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 // token URL. A Masked credential is kept only while it goes where it went:
 // after a change of the URL's origin (or of the token URL) it must be
 // given again. A new Secret set here replaces the old one at once; use
-// RotateSecret to let both sign for a while.
+// RotateSecret to let both sign for a while. PreviousSecrets are stored as
+// given; left nil (or Masked) they are kept while Secret is kept and
+// dropped when it changes.
 func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 	old, err := d.Webhook(ctx, w.ID)
 	if err != nil {
