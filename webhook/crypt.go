@@ -78,10 +78,10 @@ func validKeyID(id string) bool {
 }
 
 // Current returns the id of the key that encrypts.
-func (k *Keyring) Current() string { return k.current }
+func (k Keyring) Current() string { return k.current }
 
 // String names the keys, never their bytes.
-func (k *Keyring) String() string {
+func (k Keyring) String() string {
 	ids := make([]string, 0, len(k.aeads))
 	for id := range k.aeads {
 		ids = append(ids, id)
@@ -91,10 +91,10 @@ func (k *Keyring) String() string {
 }
 
 // Format prints String for every verb.
-func (k *Keyring) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+func (k Keyring) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
 
 // LogValue keeps the keys out of structured logs.
-func (k *Keyring) LogValue() slog.Value { return slog.StringValue(k.String()) }
+func (k Keyring) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // sealPrefix starts every sealed value: "enc:v1:<key id>:<base64 of nonce
 // and ciphertext>".
