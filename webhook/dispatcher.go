@@ -100,9 +100,17 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 	if err != nil {
 		return nil, err
 	}
-	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	next := &definitions{version: v, byID: make(map[string]*compiled, len(rows)), byTable: map[string][]*compiled{}}
+	prev := d.defs.Load()
 	for _, r := range rows {
-		c := d.compile(r)
+		// Reuse what is compiled already: only changed definitions compile.
+		c, ok := (*compiled)(nil), false
+		if prev != nil {
+			c, ok = prev.byID[r.ID]
+		}
+		if !ok || c.Version != r.Version {
+			c = d.compile(r)
+		}
 		next.byID[c.ID] = c
 		next.byTable[c.Table] = append(next.byTable[c.Table], c)
 		if next.version < r.Version {
@@ -334,6 +342,7 @@ func (d *Dispatcher) signal() {
 // payload is the data object of the default envelope, encoded once per
 // event.
 type payload struct {
+	EventID string         `json:"event_id"`
 	Table   string         `json:"table"`
 	Op      string         `json:"op"`
 	Key     string         `json:"key"`
@@ -440,7 +449,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)
