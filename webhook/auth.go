@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,8 +252,7 @@ func (d *Dispatcher) authorize(ctx context.Context, w *compiled, h http.Header) 
 	}
 	switch a.Type {
 	case AuthBasic:
-		r := http.Request{Header: h}
-		r.SetBasicAuth(a.Username, a.Password)
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password)))
 	case AuthBearer:
 		h.Set("Authorization", "Bearer "+a.Token)
 	case AuthOAuth2ClientCredentials:
@@ -395,16 +395,15 @@ func newTokenError(a *Auth, err error) *TokenError {
 			te.Code = re.ErrorCode
 		}
 	case errors.As(err, &ue):
-		te.Err = ue.Err
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		te.Err = err
+		te.Err = ue.Err // the network or timeout error, without the URL
 	default:
-		// The oauth2 package's own complaints about the answer (no
-		// access_token, unparseable JSON) quote nothing sent back.
-		te.Err = errors.New(scrub(err.Error(), a.ClientSecret, a.ClientID+":"+a.ClientSecret))
+		// A timeout, or the oauth2 package's own complaint about the
+		// answer (no access_token, unparseable JSON): none quotes what
+		// was sent back.
+		te.Err = err
 	}
-	if te.Err != nil {
-		te.Err = errors.New(scrub(te.Err.Error(), a.ClientSecret))
+	if te.Err != nil && strings.Contains(te.Err.Error(), a.ClientSecret) {
+		te.Err = errors.New(scrub(te.Err.Error(), a.ClientSecret)) // belt and braces
 	}
 	return te
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
 	"github.com/heraldhr/herald/webhook/webhooktest"
 )
@@ -267,10 +268,17 @@ func TestOAuth2TokenEndpointFailureIsARetriedAttempt(t *testing.T) {
 
 func TestOAuth2TokenEndpointTimeout(t *testing.T) {
 	t.Parallel()
-	k, rcv := setup(t, webhook.Config{AttemptTimeout: 100 * time.Millisecond, LeaseDuration: time.Minute})
+	// An after hook sees the attempt's error as a *TokenError.
+	hooks := transform.NewRegistry()
+	var seen error
+	require.NoError(t, hooks.RegisterAfter("audit", transform.AfterFunc(func(_ context.Context, r *transform.Result) error {
+		seen = r.Err
+		return nil
+	})))
+	k, rcv := setup(t, webhook.Config{AttemptTimeout: 100 * time.Millisecond, LeaseDuration: time.Minute, Hooks: hooks})
 	ts := newTokenServer(t, 3600)
 	ts.stall = make(chan struct{})
-	w := register(t, k, rcv, webhook.Webhook{Auth: ts.auth()})
+	w := register(t, k, rcv, webhook.Webhook{Auth: ts.auth(), After: []string{"audit"}})
 	publishN(t, k, 1, "A")
 	k.Drain(t)
 	ds, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{WebhookID: w.ID})
@@ -278,6 +286,10 @@ func TestOAuth2TokenEndpointTimeout(t *testing.T) {
 	assert.Equal(t, webhook.Pending, ds[0].Status)
 	assert.Contains(t, ds[0].LastError, "oauth2 token from")
 	assert.Contains(t, ds[0].LastError, "deadline exceeded")
+	var te *webhook.TokenError
+	require.ErrorAs(t, seen, &te)
+	assert.ErrorIs(t, seen, context.DeadlineExceeded)
+	assert.Equal(t, ts.URL+"/oauth/token", te.TokenURL)
 	close(ts.stall)
 }
 
