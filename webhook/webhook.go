@@ -97,8 +97,8 @@ type Webhook struct {
 	// MaxBatch is the number of records one request may carry; 0 or 1 is
 	// one record per request, as a single object.
 	MaxBatch int `json:"max_batch,omitempty"`
-	// Secret signs requests ("whsec_..."); Register generates one when
-	// empty.
+	// Secret signs requests: a "whsec_" secret, or a "whsk_" Ed25519
+	// private key; Register generates one when empty.
 	Secret string `json:"secret,omitempty"`
 	// SignatureScheme picks the kind of secret Register generates when
 	// Secret is empty: SchemeHMAC ("hmac-sha256", the default, v1
