@@ -98,6 +98,14 @@ type Config struct {
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration
+	// Clients are extra HTTP clients a webhook may name in its Client
+	// field, for receivers that need their own TLS setup (mutual TLS with
+	// a client certificate). Like HTTPClient, each is used as it is: its
+	// transport decides what it may reach. nil: none.
+	Clients map[string]*http.Client
+	// SecretKeys encrypts webhook secrets and credentials where the store
+	// keeps them; nil: they are stored as they are. See Keyring.
+	SecretKeys *Keyring
 }
 
 // RetryPolicy is the retry schedule: exponential backoff with jitter.
@@ -155,6 +163,7 @@ func (c *Config) fill() error {
 	if c.Retry.Jitter >= 1 {
 		errs = append(errs, errors.New("webhook: Config.Retry.Jitter must be below 1"))
 	}
+	errs = append(errs, c.clientErrors()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

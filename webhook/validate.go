@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/heraldhr/herald/condition"
-	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/transform"
 )
 
@@ -67,9 +66,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 	if _, err := condition.Compile(w.When); err != nil {
 		bad("when: %v", err)
 	}
-	if err := signer.ValidateSecret(w.Secret); err != nil {
-		bad("secret is malformed (expected whsec_ followed by base64)")
-	}
+	errs = append(errs, d.validateCredentials(w)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWebhook, err)
 	}
