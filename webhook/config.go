@@ -29,6 +29,10 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Config configures a Dispatcher. A zero field means the documented
 // default, never "off".
 type Config struct {
+	// ownClient is set when herald built HTTPClient, so Shutdown may close
+	// its idle connections.
+	ownClient bool
+
 	// Store keeps webhooks, events and deliveries. Required.
 	Store store.Store
 	// Hooks holds the before and after hooks webhooks may name; nil: none.
@@ -223,6 +227,7 @@ func (c *Config) fill() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = newGuardedClient(c, newGuard(c))
+		c.ownClient = true
 	}
 	return nil
 }

@@ -114,102 +114,17 @@
 // # Security
 //
 // Secrets, header values, URL user info and query values never appear in
-// logs, errors or String output. The default transport refuses loopback,
-// private and other non-public addresses at connect time (the resolved
-// address is checked, so DNS rebinding does not pass) unless
-// Config.AllowPrivateNetworks is set; cloud metadata addresses stay
-// refused even then. Only ports 80 and 443 are allowed by default,
-// redirects are not followed, and every attempt has a timeout and a cap
-// on the answer it reads.
-//
-// # Receiver authentication
-//
-// Besides static Headers, a webhook authenticates to its receiver with
-// Webhook.Auth, data validated by Register like the rest:
-//
-//   - AuthBasic: Username and Password as "Authorization: Basic".
-//   - AuthBearer: Token as "Authorization: Bearer".
-//   - AuthOAuth2ClientCredentials: herald asks TokenURL for an access token
-//     with ClientID and ClientSecret (RFC 6749 section 4.4; Basic client
-//     authentication by default, AuthStyleParams for servers that want
-//     the form body), with Scopes and extra Params such as "audience".
-//
-// OAuth2 tokens are cached per webhook and definition version: any edit
-// of the webhook starts afresh, an edit of another webhook does not.
-// Attempts that need a token at the same moment share one request to the
-// token endpoint, and share its failure. A token is replaced 10s before
-// the expires_in of its response runs out, measured on Config.Clock (the
-// oauth2 package's own expiry reads the system clock; herald ignores it,
-// so a fake clock drives expiry in tests), and at once when a receiver
-// answers 401. The token request goes through the webhook's HTTP client,
-// so the SSRF guard and any client certificate apply to it too, and is
-// bounded by Config.AttemptTimeout. TokenURL must be https unless
-// Config.AllowPrivateNetworks is set. When no token can be had the attempt
-// fails with a [TokenError] and is retried on the usual schedule; the
-// error holds the token URL (redacted), the status and the RFC 6749 error
-// code, never the body of the answer, which servers sometimes fill with
-// the request's credentials.
-//
-// A receiver that wants mutual TLS gets a client of its own: put an
-// *http.Client with the certificate in Config.Clients under a name, and
-// set Webhook.Client to that name. Register refuses names the dispatcher
-// does not have; a process that shares the store but lacks the name holds
-// the webhook's deliveries, as it does for a missing hook. Such a client
-// is used as it is: its transport, not herald's guard, decides what it
-// may reach.
-//
-// # Signing secrets and rotation
-//
-// Every request is signed with Webhook.Secret: a "whsec_" secret
-// (HMAC-SHA256, "v1"), or a "whsk_" Ed25519 private key ("v1a"), which
-// Register generates when SignatureScheme is SchemeEd25519. For Ed25519
-// the returned PublicKey ("whpk_...") is what the receiver verifies with;
-// it cannot sign.
-//
-// [Dispatcher.RotateSecret] replaces the secret with a new one of the same
-// kind and moves the old one to PreviousSecrets with an expiry (grace 0:
-// [DefaultRotationGrace], a day). Until then each request carries both
-// signatures, space-separated in one webhook-signature header, and a
-// receiver holding either secret accepts it. Expiry is read from
-// Config.Clock at each attempt, and expired secrets are dropped from the
-// definition on its next save. A negative grace revokes at once.
-// [Dispatcher.RotateSecretTo] takes the new secret from the caller, of
-// either kind, which moves a webhook between HMAC and Ed25519 with both
-// signing during the grace. A webhook registered with only Secret, or
-// stored before rotation existed, works as before.
-//
-// # Keeping secrets in
-//
-// Webhook.Secret, PreviousSecrets, header values, Auth's password, token
-// and client secret, and the user info and query values of URL and
-// TokenURL are Masked ("xxxxx") wherever a webhook is shown: String and
-// every fmt verb, slog (LogValue), and JSON. The JSON of [Webhook], [Auth]
-// and [Secret] is meant for admin UIs: unmarshalling reads every field as
-// given, and [Dispatcher.Update] keeps the stored value of any field that
-// comes back Masked, so a UI can show a webhook and send it back edited.
-// A Masked credential is kept only while it goes where it went: after the
-// URL's origin (or the token URL) changed, it must be given again, so an
-// edit cannot redirect a stored credential without knowing it. The store
-// gets a separate encoding that keeps the values.
-//
-// Errors, the delivery log (LastError, attempt errors, request headers)
-// and observer events carry redacted URLs and no credentials: net/http's
-// errors, which quote the request URL with its query string, are
-// redacted before they are recorded.
-//
-// # Secrets at rest
-//
-// With Config.SecretKeys set (see [NewKeyring]), every secret of a
-// definition (signing secrets, header values, Auth's secrets, the URL and
-// token URL) is encrypted with AES-256-GCM before it reaches the store,
-// as one value "enc:v1:<key id>:<base64 of nonce and ciphertext>" bound to
-// the webhook's id; the rest of the definition, a redacted URL and the
-// header names stay readable. A database dump without the key cannot sign
-// a message or call a receiver. Definitions stored before encryption was
-// configured still load, and are sealed on their next save or by
-// [Dispatcher.ReencryptSecrets]. A definition sealed with a key this
-// process lacks is held: its deliveries wait, and [Dispatcher.Webhook]
-// fails with [ErrSecretKey] rather than return it without its secrets. To
-// rotate the key, add the new key as current beside the old one, call
-// ReencryptSecrets, then drop the old key.
+// logs, errors or String output. The default transport resolves each host
+// itself and connects only to addresses it checked, so DNS rebinding does
+// not pass. It refuses loopback, private, shared, link-local, multicast,
+// reserved and documentation addresses, their IPv4-mapped, NAT64 and 6to4
+// forms, and ports other than 80, 443 and Config.AllowedPorts.
+// Config.AllowedNetworks opens chosen prefixes; Config.AllowPrivateNetworks
+// opens every address and port. Cloud metadata endpoints stay refused
+// whatever the configuration. Refusals wrap [ErrBlockedDestination] and
+// happen before any connection; [Dispatcher.Register] applies the same
+// rules to IP literals, names and ports. Redirects are not followed;
+// proxies come only from Config.Proxy; every attempt has a timeout and
+// reads at most Config.MaxResponseBytes. [Classify] documents what each
+// answer means.
 package webhook
