@@ -4,8 +4,6 @@ package condition
 import (
 	"errors"
 	"fmt"
-	"reflect"
-	"sort"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -87,21 +85,4 @@ func (c *Condition) Match(in Input) (bool, error) {
 	}
 	b, _ := out.(bool)
 	return b, nil
-}
-
-// Changed returns the sorted names of fields whose values differ.
-func Changed(old, new map[string]any) []string {
-	var out []string
-	for k, v := range new {
-		if !reflect.DeepEqual(old[k], v) {
-			out = append(out, k)
-		}
-	}
-	for k, v := range old {
-		if _, ok := new[k]; !ok && v != nil {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
