@@ -28,6 +28,13 @@ const (
 	MaxExprBytes = 4096
 	// MaxExprNodes is the most syntax nodes Rule.Expr may parse into.
 	MaxExprNodes = 1000
+	// MaxTreeDepth is the deepest a Rule.Tree may nest, counting every
+	// node from the root to a leaf.
+	MaxTreeDepth = 10
+	// MaxTreeLeaves is the most leaves a Rule.Tree may hold.
+	MaxTreeLeaves = 100
+	// MaxTreeExprBytes is the longest expression a Rule.Tree may compile to.
+	MaxTreeExprBytes = 16384
 	// MaxLoopIterations is the most closure iterations (all, any, filter,
 	// map ... bodies, nested ones counting each time) one evaluation may
 	// run.
@@ -36,8 +43,14 @@ const (
 	MaxFields = 256
 )
 
+// maxTreeNodes bounds the syntax nodes of a tree's expression. Every node
+// takes at least two bytes of source, so MaxTreeExprBytes is the limit a
+// tree meets first.
+const maxTreeNodes = MaxTreeExprBytes / 2
+
 // Rule is a webhook's condition as data. The zero Rule matches every
-// change. Its parts are ANDed: the field rule, then the expression.
+// change. Its parts are ANDed: the field rule, then the tree, then the
+// expression.
 type Rule struct {
 	// Match is the field rule.
 	Match FieldMatch `json:"match,omitempty"`
@@ -46,11 +59,14 @@ type Rule struct {
 	Fields []string `json:"fields,omitempty"`
 	// Expr is an expr-lang boolean expression; empty or blank means true.
 	Expr string `json:"expr,omitempty"`
+	// Tree is an AND/OR tree as data, as an admin UI builds it; nil means
+	// true.
+	Tree *Node `json:"tree,omitempty"`
 }
 
 // IsZero reports whether r is the zero Rule, which matches every change.
 func (r Rule) IsZero() bool {
-	return r.Match == AnyField && len(r.Fields) == 0 && r.Expr == ""
+	return r.Match == AnyField && len(r.Fields) == 0 && r.Expr == "" && r.Tree == nil
 }
 
 // Input is the change a condition is evaluated against.
@@ -75,17 +91,31 @@ const (
 type Condition struct {
 	rule         Rule
 	expr         *program // nil: no expression
+	tree         *program // nil: no tree
+	root         *treeNode
 	needsChanged bool
 }
 
-// Compile validates every part of r and compiles its expression once.
-// Every error wraps [ErrInvalidRule]; most are a [*CompileError] naming the
-// part, or the line and column at fault.
+// Compile validates every part of r and compiles its tree and expression
+// once. Every error wraps [ErrInvalidRule]; most are a [*CompileError]
+// naming the part, the tree path or the line and column at fault.
 func Compile(r Rule) (*Condition, error) {
 	if err := checkFieldRule(r); err != nil {
 		return nil, err
 	}
 	c := &Condition{rule: r.clone()}
+	if r.Tree != nil {
+		root, err := buildTree(r.Tree)
+		if err != nil {
+			return nil, err
+		}
+		p, err := compileProgram("tree", root.source, maxTreeNodes)
+		if err != nil {
+			return nil, err
+		}
+		c.root, c.tree = root, p
+		c.needsChanged = c.needsChanged || p.needsChanged
+	}
 	if strings.TrimSpace(r.Expr) != "" {
 		if len(r.Expr) > MaxExprBytes {
 			return nil, &CompileError{Part: "expr", Message: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(r.Expr), MaxExprBytes)}
@@ -95,7 +125,7 @@ func Compile(r Rule) (*Condition, error) {
 			return nil, err
 		}
 		c.expr = p
-		c.needsChanged = p.needsChanged
+		c.needsChanged = c.needsChanged || p.needsChanged
 	}
 	return c, nil
 }
@@ -130,6 +160,7 @@ func checkFieldRule(r Rule) error {
 
 func (r Rule) clone() Rule {
 	r.Fields = slices.Clone(r.Fields)
+	r.Tree = r.Tree.clone()
 	return r
 }
 
@@ -143,7 +174,7 @@ func (c *Condition) Rule() Rule {
 }
 
 // Match reports whether in passes the condition: its field rule, then its
-// expression. A nil *Condition matches everything.
+// tree, then its expression. A nil *Condition matches everything.
 //
 // An evaluation error (wrapping [ErrEval]) means "does not match": Match
 // returns false with it so the caller can report it. Match never panics.
@@ -162,12 +193,20 @@ func (c *Condition) Match(in Input) (ok bool, err error) {
 	if in.Op == opUpdate && !c.fieldRulePasses(&in) {
 		return false, nil
 	}
-	if c.expr == nil {
+	if c.tree == nil && c.expr == nil {
 		return true, nil
 	}
 	st := getState(&in, c.needsChanged)
 	defer putState(st)
-	return c.expr.run(st)
+	if c.tree != nil {
+		if ok, err := c.tree.run(st); !ok || err != nil {
+			return false, err
+		}
+	}
+	if c.expr != nil {
+		return c.expr.run(st)
+	}
+	return true, nil
 }
 
 func checkOp(op string) error {

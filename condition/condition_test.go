@@ -141,6 +141,7 @@ func TestRuleIsZero(t *testing.T) {
 	assert.False(t, Rule{Match: AnySelected}.IsZero())
 	assert.False(t, Rule{Fields: []string{}}.IsZero() && Rule{Fields: []string{"a"}}.IsZero())
 	assert.False(t, Rule{Expr: "true"}.IsZero())
+	assert.False(t, Rule{Tree: &Node{}}.IsZero())
 }
 
 func TestNilConditionMatchesEverything(t *testing.T) {
@@ -180,13 +181,23 @@ func TestMatchRejectsUnknownOp(t *testing.T) {
 
 func TestConditionKeepsItsOwnRule(t *testing.T) {
 	t.Parallel()
-	r := Rule{Match: AnySelected, Fields: []string{"grade"}}
+	r := Rule{
+		Match:  AnySelected,
+		Fields: []string{"grade"},
+		Tree:   All(Leaf("new.grade", OpIn, []any{1, 2})),
+	}
 	c := mustCompile(t, r)
 	r.Fields[0] = "department"
+	r.Tree.All[0].Field = "new.department"
+
 	got := c.Rule()
 	assert.Equal(t, []string{"grade"}, got.Fields)
+	assert.Equal(t, "new.grade", got.Tree.All[0].Field)
+
 	got.Fields[0] = "x"
+	got.Tree.All[0].Value.([]any)[0] = 9
 	assert.Equal(t, []string{"grade"}, c.Rule().Fields)
+	assert.Equal(t, []any{1, 2}, c.Rule().Tree.All[0].Value)
 }
 
 func TestPartsAreANDed(t *testing.T) {
@@ -194,6 +205,7 @@ func TestPartsAreANDed(t *testing.T) {
 	c := mustCompile(t, Rule{
 		Match:  AnySelected,
 		Fields: []string{"grade"},
+		Tree:   Leaf("new.department", OpEq, "HR"),
 		Expr:   "new.grade > 3",
 	})
 	tests := []struct {
@@ -201,8 +213,9 @@ func TestPartsAreANDed(t *testing.T) {
 		in   Input
 		want bool
 	}{
-		{"both hold", update(map[string]any{"grade": 4}), true},
+		{"all hold", update(map[string]any{"grade": 4}), true},
 		{"field rule fails", update(map[string]any{"status": "x"}), false},
+		{"tree fails", update(map[string]any{"grade": 4, "department": "Sales"}), false},
 		{"expression fails", update(map[string]any{"grade": 2}), false},
 	}
 	for _, tt := range tests {
@@ -251,6 +264,9 @@ func TestErrorsUnwrap(t *testing.T) {
 	ce := &CompileError{Part: "expr", Line: 2, Column: 5, Message: "unknown name x"}
 	assert.ErrorIs(t, ce, ErrInvalidRule)
 	assert.Equal(t, "condition: invalid rule: expr: line 2, column 5: unknown name x", ce.Error())
+
+	tree := &CompileError{Part: "tree", Path: "tree.all[0].op", Message: "is missing"}
+	assert.Equal(t, "condition: invalid rule: tree.all[0].op: is missing", tree.Error())
 
 	cause := errors.New("cause")
 	ee := &EvalError{Part: "expr", Line: 1, Column: 3, Message: "boom", Err: cause}
