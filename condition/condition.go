@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // FieldMatch says which field changes let an UPDATE through.
@@ -94,6 +95,8 @@ type Condition struct {
 	tree         *program // nil: no tree
 	root         *treeNode
 	needsChanged bool
+
+	explainOnce sync.Once // compiles every tree node for Explain, once
 }
 
 // Compile validates every part of r and compiles its tree and expression

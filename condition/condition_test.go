@@ -79,6 +79,7 @@ func TestFieldRules(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got, "changed given")
 
+			assert.Equal(t, tt.want, c.Explain(tt.in).Match, "explain")
 		})
 	}
 }
@@ -152,6 +153,9 @@ func TestNilConditionMatchesEverything(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, ok, op)
 	}
+	x := c.Explain(update(map[string]any{"grade": 4}))
+	assert.True(t, x.Match)
+	assert.Equal(t, []string{"grade"}, x.Changed)
 	assert.Equal(t, Rule{}, c.Rule())
 }
 

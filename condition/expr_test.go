@@ -27,6 +27,9 @@ func runExprCases(t *testing.T, tests []exprCase) {
 			got, err := c.Match(tt.in)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
+			x := c.Explain(tt.in)
+			assert.Equal(t, tt.want, x.Match, "explain")
+			assert.Empty(t, x.Error, "explain")
 		})
 	}
 }
@@ -274,6 +277,9 @@ func TestExprEvalErrors(t *testing.T) {
 				assert.Equal(t, tt.column, ee.Column, "column")
 			}
 
+			x := c.Explain(tt.in)
+			assert.False(t, x.Match)
+			assert.Equal(t, err.Error(), x.Error)
 		})
 	}
 }

@@ -289,13 +289,17 @@ func jsonKind(data []byte) string {
 	return "a number"
 }
 
-// treeNode is a validated tree node with the expression it compiles to.
+// treeNode is a validated tree node with the expression it compiles to,
+// kept for Explain.
 type treeNode struct {
 	path     string
 	kind     string // "all", "any", "not" or "leaf"
 	source   string
 	chain    bool // source is a bare && or || chain, to be parenthesized inside another
 	children []*treeNode
+
+	prog *program // compiled on the first Explain
+	err  error
 }
 
 // buildTree validates n and generates its expression.
