@@ -72,11 +72,17 @@ func (r Rule) IsZero() bool {
 
 // Input is the change a condition is evaluated against.
 type Input struct {
-	Table, Op, Key, Tenant string // Op is "INSERT", "UPDATE" or "DELETE"
-	Old, New, Context      map[string]any
+	// Table, Key and Tenant identify the record; Op is "INSERT", "UPDATE"
+	// or "DELETE" (anything else is an evaluation error).
+	Table, Op, Key, Tenant string
+	// Old is the record before the change (nil on INSERT), New the record
+	// after it (nil on DELETE), Context what the caller adds: actor,
+	// request id, source system ... Match does not modify them.
+	Old, New, Context map[string]any
 	// Changed lists the fields whose values changed. When nil it is
 	// computed from Old and New with [Changed], and only if the rule needs
-	// it; a caller that has it already passes it in.
+	// it; a caller that has it already passes it in, and it is used as
+	// given.
 	Changed []string
 }
 

@@ -36,6 +36,8 @@ type CompileError struct {
 	Snippet string
 }
 
+// Error describes the mistake on one line: the part or tree path, the
+// position when there is one, and the message.
 func (e *CompileError) Error() string {
 	var b strings.Builder
 	b.WriteString("condition: invalid rule: ")
@@ -58,7 +60,8 @@ func (e *CompileError) Unwrap() error { return ErrInvalidRule }
 // EvalError reports a run-time failure of a rule's expression or tree. It
 // wraps [ErrEval] and, when there is one, the underlying cause.
 type EvalError struct {
-	// Part is "expr", "tree", or "input" when the input itself is unusable.
+	// Part is "expr" or "tree"; "input" when the input itself is unusable,
+	// "internal" for a failure that is a bug in this package.
 	Part string
 	// Line and Column locate the failing operation in the expression, or
 	// in the expression the tree compiles to (both 1-based); zero when
@@ -70,6 +73,7 @@ type EvalError struct {
 	Err error
 }
 
+// Error describes the failure on one line, with its position when known.
 func (e *EvalError) Error() string {
 	var b strings.Builder
 	b.WriteString("condition: evaluation failed: ")

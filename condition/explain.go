@@ -31,9 +31,10 @@ type Explanation struct {
 
 // FieldRuleResult is the verdict of a rule's field rule.
 type FieldRuleResult struct {
-	// Match and Fields repeat the rule.
-	Match  FieldMatch `json:"match"`
-	Fields []string   `json:"fields,omitempty"`
+	// Match is the rule's field rule.
+	Match FieldMatch `json:"match"`
+	// Fields are the fields it selects.
+	Fields []string `json:"fields,omitempty"`
 	// Applies is false when the rule lets the input through without
 	// looking: AnyField, or an INSERT or DELETE.
 	Applies bool `json:"applies"`

@@ -178,6 +178,7 @@ func TestExprCompileErrors(t *testing.T) {
 		{"unknown variable inside a comparison", `new.grade > limit`, 1, 13, "unknown name limit"},
 		{"unknown function", `isManager(new.id)`, 1, 1, "unknown name isManager"},
 		{"Go field names are not names", `New.grade > 1`, 1, 1, "unknown name New"},
+		{"unexported state is not a name", `loops > 0`, 1, 1, "unknown name loops"},
 		{"env is not exposed", `$env.new == nil`, 1, 1, "unknown name $env"},
 		{"internal functions are not names", `__herald_eq(1, 1)`, 1, 1, "unknown name __herald_eq"},
 		{"syntax error", `new.grade >`, 1, 11, "unexpected token EOF"},
