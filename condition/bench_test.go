@@ -160,3 +160,22 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("Match allocates %v times per call", allocs)
 	}
 }
+
+// TestChangedListDoesNotAllocatePerElement keeps "f" in changed cheap.
+func TestChangedListDoesNotAllocatePerElement(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	in := benchInput()
+	in.Changed = []string{"a", "b", "c", "d", "e", "f", "g", "status"}
+	c := mustCompile(t, Rule{Expr: `"status" in changed && changed("status")`})
+	allocs := testing.AllocsPerRun(100, func() {
+		if ok, err := c.Match(in); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	})
+	// One: expr boxes the list when it reads the variable.
+	if allocs > 1 {
+		t.Errorf("Match allocates %v times per call", allocs)
+	}
+}

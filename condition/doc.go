@@ -189,7 +189,9 @@
 // # Concurrency and cost
 //
 // A [Condition] is immutable and safe for concurrent use. Match reuses
-// pooled evaluation state and does not allocate unless it has to compute
-// the changed list itself (when [Input.Changed] is nil and the expression
-// or tree reads it).
+// pooled evaluation state: field rules, and expressions and trees that
+// compare fields of old, new and context, run without allocating. Reading
+// op, table, key, tenant or the changed list as values, building strings
+// or lists, and computing the changed list (when [Input.Changed] is nil
+// and the rule reads it) allocate.
 package condition

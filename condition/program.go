@@ -248,7 +248,16 @@ func member(x, coll any) bool {
 		}
 		return false
 	case []string:
-		return slices.ContainsFunc(c, func(s string) bool { return Equal(x, s) })
+		// The changed list: compare as strings, without boxing each one.
+		if s, ok := x.(string); ok {
+			return slices.Contains(c, s)
+		}
+		for _, s := range c {
+			if Equal(x, s) {
+				return true
+			}
+		}
+		return false
 	case map[string]any:
 		k, ok := x.(string)
 		return ok && !isNil(c[k])
