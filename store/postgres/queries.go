@@ -246,15 +246,30 @@ RETURNING pg_notify($3, $4) IS NULL`),
 
 		replayState: sql(`SELECT phase IS NOT NULL FROM {schema}.deliveries WHERE id = $1`),
 
+		// Save a definition: unconditionally ($8 = 0), only if new ($8 =
+		// -1), or only if stored at version $8. The meta row is locked
+		// first and moved only when something was saved, so versions stay
+		// in commit order and a refused save moves nothing.
 		saveWebhook: sql(`
-WITH v AS (
-    UPDATE {schema}.meta SET webhooks_version = webhooks_version + 1 RETURNING webhooks_version
+WITH m AS (
+    SELECT webhooks_version + 1 AS next FROM {schema}.meta FOR UPDATE
+), s AS (
+    INSERT INTO {schema}.webhooks AS w (id, tenant, disabled, definition, version, created_at, updated_at)
+    SELECT $1, $2, $3, $4::jsonb, m.next, $5, $5 FROM m WHERE $8::int8 <= 0
+    ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, disabled = excluded.disabled,
+        definition = excluded.definition, version = excluded.version, updated_at = excluded.updated_at
+    WHERE $8::int8 = 0
+    RETURNING w.version, w.created_at, w.updated_at
+), u AS (
+    UPDATE {schema}.webhooks w SET tenant = $2, disabled = $3, definition = $4::jsonb, version = m.next, updated_at = $5
+    FROM m WHERE w.id = $1 AND $8::int8 > 0 AND w.version = $8::int8
+    RETURNING w.version, w.created_at, w.updated_at
+), r AS (
+    SELECT * FROM s UNION ALL SELECT * FROM u
+), v AS (
+    UPDATE {schema}.meta SET webhooks_version = (SELECT next FROM m) WHERE EXISTS (SELECT 1 FROM r) RETURNING 1
 )
-INSERT INTO {schema}.webhooks AS w (id, tenant, disabled, definition, version, created_at, updated_at)
-SELECT $1, $2, $3, $4::jsonb, v.webhooks_version, $5, $5 FROM v
-ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, disabled = excluded.disabled,
-    definition = excluded.definition, version = excluded.version, updated_at = excluded.updated_at
-RETURNING w.version, w.created_at, w.updated_at, pg_notify($6, $7) IS NULL`),
+SELECT r.version, r.created_at, r.updated_at, pg_notify($6, $7) IS NULL FROM r`),
 
 		// Delete a definition, move the version and cancel its pending
 		// deliveries, leased ones included: their outcomes then find no

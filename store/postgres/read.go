@@ -12,9 +12,11 @@ import (
 	"github.com/heraldhr/herald/store"
 )
 
-// SaveWebhook inserts or replaces a definition. Its version comes from a
-// counter row updated in the same statement, and a NOTIFY tells other
-// processes to reload.
+// SaveWebhook inserts or replaces a definition, or with w.IfVersion saves
+// it only if it is new (-1) or stored at that version, failing with
+// store.ErrConflict otherwise. Its version comes from a counter row
+// updated in the same statement, and a NOTIFY tells other processes to
+// reload.
 func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time) (store.Webhook, error) {
 	if w.ID == "" {
 		return store.Webhook{}, errors.New("postgres: webhook without id")
@@ -24,11 +26,17 @@ func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time)
 		def = json.RawMessage(`{}`)
 	}
 	var ok bool
-	err := s.pool.QueryRow(ctx, s.q.saveWebhook, w.ID, w.Tenant, w.Disabled, string(def), now, notifyChannel, s.schema).
+	err := s.pool.QueryRow(ctx, s.q.saveWebhook, w.ID, w.Tenant, w.Disabled, string(def), now, notifyChannel, s.schema, w.IfVersion).
 		Scan(&w.Version, &w.CreatedAt, &w.UpdatedAt, &ok)
-	if err != nil {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) && w.IfVersion == -1:
+		return store.Webhook{}, fmt.Errorf("webhook %q exists: %w", w.ID, store.ErrConflict)
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.Webhook{}, fmt.Errorf("webhook %q is not at version %d: %w", w.ID, w.IfVersion, store.ErrConflict)
+	case err != nil:
 		return store.Webhook{}, fmt.Errorf("postgres: save webhook %q: %w", w.ID, err)
 	}
+	w.IfVersion = 0
 	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
 	w.Definition = append(json.RawMessage(nil), def...)
 	return w, nil
