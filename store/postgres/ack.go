@@ -29,7 +29,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	}
 	n := len(rs)
 	var (
-		leases       = make([]uuid.UUID, n)
+		leases       = make([][16]byte, n)
 		anchors      = make([]int64, n)
 		mids         = make([]string, n)
 		outcomes     = make([]int32, n)
@@ -79,7 +79,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		has, codes, latency, headers, bodies, errs = keep(has, valid), keep(codes, valid), keep(latency, valid), keep(headers, valid), keep(bodies, valid), keep(errs, valid)
 		versions, ats, attemptMIDs, anchors = keep(versions, valid), keep(ats, valid), keep(attemptMIDs, valid), keep(anchors, valid)
 	}
-	recorded := map[uuid.UUID]bool{}
+	recorded := map[[16]byte]bool{}
 	if len(leases) > 0 {
 		// One round trip: the two statements run as one implicit
 		// transaction, each with its own snapshot.
@@ -94,7 +94,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 				return err
 			}
 			for rows.Next() {
-				var l uuid.UUID
+				var l [16]byte
 				if err := rows.Scan(&l); err != nil {
 					rows.Close()
 					return err
@@ -138,7 +138,7 @@ func keep[T any](xs []T, ok []bool) []T {
 
 // Release returns leased messages to the queue at once, unattempted.
 func (s *Store) Release(ctx context.Context, leases []string) error {
-	ids := make([]uuid.UUID, 0, len(leases))
+	ids := make([][16]byte, 0, len(leases))
 	anchors := make([]int64, 0, len(leases))
 	for _, l := range leases {
 		if id, anchor, err := parseLease(l); err == nil {
@@ -183,14 +183,16 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 // message's first row, through which the store finds the message's rows.
 func leaseToken(id string, anchor int64) string { return id + "." + strconv.FormatInt(anchor, 10) }
 
-func parseLease(tok string) (uuid.UUID, int64, error) {
+// The uuid is handled as [16]byte, which pgx encodes and decodes as a
+// uuid directly (uuid.UUID goes through its text form).
+func parseLease(tok string) ([16]byte, int64, error) {
 	id, seq, ok := strings.Cut(tok, ".")
 	if !ok {
-		return uuid.UUID{}, 0, errors.New("postgres: malformed lease")
+		return [16]byte{}, 0, errors.New("postgres: malformed lease")
 	}
 	u, err := uuid.Parse(id)
 	if err != nil {
-		return uuid.UUID{}, 0, err
+		return [16]byte{}, 0, err
 	}
 	n, err := strconv.ParseInt(seq, 10, 64)
 	return u, n, err

@@ -14,11 +14,13 @@ import (
 	"github.com/heraldhr/herald/store"
 )
 
-// Claim files newly published deliveries into their order chains, then
-// leases up to c.Limit due messages: chain heads and replays, taking turns
-// across webhooks, a batching webhook's heads gathered into batches fixed
-// here with a UUIDv7 id. Everything happens in one transaction; rows
-// another claimer holds are skipped, never waited for.
+// Claim leases up to c.Limit due messages: the next delivery of each
+// record that has nothing in flight (its earliest new one, or its head),
+// and replays, taking turns across webhooks; a batching webhook's heads are
+// gathered into batches fixed here with a UUIDv7 id. New deliveries of a
+// record that has one in flight are filed behind it on the way. Everything
+// happens in one transaction; rows another claimer holds are skipped,
+// never waited for.
 func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -46,8 +48,11 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 }
 
 // claimOn runs a claim as one transaction on conn, in as few round trips
-// as it can: BEGIN, filing and the candidates go together, and so do the
-// final UPDATE and COMMIT; fixed and new batches add one each.
+// as it can: BEGIN and the first pick go together, and so do the lease and
+// COMMIT. A pick that had to file deliveries behind busy records and found
+// too little is repeated over a wider window, so a long line of new
+// deliveries behind a failing record is moved aside in a few rounds, not
+// one record per claim. Batches add a round trip or two.
 func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]store.Message, error) {
 	scan := s.claimScan
 	if scan == 0 {
@@ -55,60 +60,147 @@ func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]s
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue(s.q.file, s.fileLock, s.fileBatch)
-	b.Queue(s.q.candidates, c.Now, c.Limit, scan)
+	b.Queue(s.q.pick, c.Now, c.Limit, scan, []int64{}, s.fileBatch, c.Limit, c.Now.Add(c.Lease))
 	br := conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
 		return nil, err
 	}
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("filing new deliveries: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return nil, err
-	}
-	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
-		var x cand
-		err := r.Scan(&x.seq, &x.webhook, &x.maxBatch, &x.batchID)
-		return x, err
-	})
+	var p picked
+	err := p.read(br.Query())
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.claim(ctx, conn, c, cands)
+	for total := p.filed; p.filed > 0 && total < int64(s.fileBatch) && p.lines() < c.Limit; total += p.filed {
+		window := max(s.fileBatch, c.Limit)
+		err := p.read(conn.Query(ctx, s.q.pick, c.Now, window, window, p.seenSeqs(), int64(s.fileBatch)-total, c.Limit-p.lines(), c.Now.Add(c.Lease)))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.claim(ctx, conn, c, &p)
 }
 
-// cand is a claimable row the candidates query found and locked.
+// picked collects what the picks of one claim returned: messages leased
+// already (a single delivery each), and rows for the caller to lease (a
+// fixed batch's member, or a batching webhook's next delivery).
+type picked struct {
+	msgs    []store.Message
+	cands   []cand
+	filed   int64 // by the last pick
+	seen    map[int64]bool
+	nlines  int
+	maxLine int64
+}
+
+func (p *picked) lines() int { return p.nlines }
+
+func (p *picked) seenSeqs() []int64 {
+	out := make([]int64, 0, len(p.seen))
+	for q := range p.seen {
+		out = append(out, q)
+	}
+	return out
+}
+
+// read adds a pick's rows. A later pick may return a row an earlier one
+// did (a line reached through another of its deliveries); it counts once.
+func (p *picked) read(rows pgx.Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if p.seen == nil {
+		p.seen = map[int64]bool{}
+	}
+	base, last := p.maxLine, int64(-1)
+	for rows.Next() {
+		var line int64
+		var l string
+		var payload []byte
+		var d store.Delivery
+		var e store.Event
+		dst := append([]any{&line, &d.Seq, &p.filed, &l}, deliveryDest(&d)...)
+		if err := rows.Scan(append(dst, &e.Table, &e.Op, &e.Time, &payload)...); err != nil {
+			return err
+		}
+		if line == 0 || p.seen[d.Seq] {
+			continue // only the count, or seen before
+		}
+		p.seen[d.Seq] = true
+		x := cand{line: base + line, seq: d.Seq, webhook: d.WebhookID, maxBatch: d.MaxBatch}
+		if x.line != last {
+			p.nlines++
+			last = x.line
+		}
+		p.maxLine = max(p.maxLine, x.line)
+		if l == "" {
+			if d.BatchID != "" {
+				x.batchID = &d.BatchID
+			}
+			p.cands = append(p.cands, x)
+			continue
+		}
+		fixDelivery(&d)
+		e.ID, e.Tenant, e.Key, e.Time, e.Payload = d.EventID, d.Tenant, d.Key, e.Time.UTC(), payload
+		p.msgs = append(p.msgs, message(l, []member{{d, e}}))
+	}
+	return rows.Err()
+}
+
+// cand is a row a pick locked for the caller to lease.
 type cand struct {
+	line     int64 // the pick's rank of its record's line
 	seq      int64
 	webhook  string
 	maxBatch int
 	batchID  *string
 }
 
+// readPick reads the rows of a pick made for a batch (nothing leased).
+func readPick(rows pgx.Rows, err error) ([]cand, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []cand
+	for rows.Next() {
+		var filed int64
+		var x cand
+		var batchID string
+		if err := rows.Scan(&x.line, &x.seq, &x.webhook, &x.maxBatch, (*nullString)(&batchID), &filed); err != nil {
+			return nil, err
+		}
+		if x.line != 0 {
+			if batchID != "" {
+				x.batchID = &batchID
+			}
+			out = append(out, x)
+		}
+	}
+	return out, rows.Err()
+}
+
 // unit is a message being assembled by a claim.
 type unit struct {
-	lease   uuid.UUID
+	lease   [16]byte
 	batchID string  // a new batch's id, to be written; "" otherwise
 	seqs    []int64 // the rows, unless fixed
 	fixed   string  // a fixed batch's id: its members are found by it
 	ok      bool    // every member of the fixed batch is locked
 }
 
-func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, cands []cand) ([]store.Message, error) {
+func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, p *picked) ([]store.Message, error) {
+	cands := p.cands
 	var units []*unit
 	var fixed []string
 	fixedUnit := map[string]*unit{}
 	taken := map[int64]bool{}
 	for _, x := range cands {
-		if len(units) >= c.Limit {
+		if len(p.msgs)+len(units) >= c.Limit {
 			break
 		}
 		switch {
@@ -134,6 +226,9 @@ func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, cands []
 			u.seqs = seqs
 			units = append(units, u)
 		default:
+			if taken[x.seq] {
+				continue
+			}
 			taken[x.seq] = true
 			units = append(units, &unit{lease: newLease(), seqs: []int64{x.seq}})
 		}
@@ -163,10 +258,10 @@ func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, cands []
 	// One UPDATE leases every unit's rows. Fixed batches are named by
 	// batch id; the statement finds their members.
 	var seqs []int64
-	var leases []uuid.UUID
+	var leases [][16]byte
 	var batchIDs []string
 	var fixedIDs []string
-	var fixedLeases []uuid.UUID
+	var fixedLeases [][16]byte
 	for _, u := range units {
 		if u.fixed != "" {
 			if u.ok {
@@ -182,25 +277,42 @@ func (s *Store) claim(ctx context.Context, tx *pgx.Conn, c store.Claim, cands []
 		}
 	}
 	if len(seqs) == 0 && len(fixedIDs) == 0 {
-		_, err := tx.Exec(ctx, "COMMIT") // the filing, if any
-		return nil, err
+		_, err := tx.Exec(ctx, "COMMIT") // what the picks leased and filed
+		return p.msgs, err
 	}
-	return s.lease(ctx, tx, c, seqs, leases, batchIDs, fixedIDs, fixedLeases)
+	batches, err := s.lease(ctx, tx, c, seqs, leases, batchIDs, fixedIDs, fixedLeases)
+	return append(p.msgs, batches...), err
 }
 
-// gather assembles a new batch around leader (already locked) and returns
-// its member seqs, marking them taken.
+// gather assembles a new batch around leader (already locked, the next
+// delivery of its record) and returns its member seqs, marking them taken:
+// the leader and the deliveries after it in its record's line, then
+// further records' next deliveries of the same webhook each followed by
+// theirs, up to max rows, each line cut at its first delivery that cannot
+// join (not due, or held elsewhere).
 func (s *Store) gather(ctx context.Context, tx *pgx.Conn, leader int64, webhook string, max int, now time.Time, taken map[int64]bool) ([]int64, error) {
-	exclude := []int64{leader}
-	for q := range taken {
-		exclude = append(exclude, q)
+	heads := []int64{leader}
+	if max > 1 {
+		exclude := []int64{leader}
+		for q := range taken {
+			exclude = append(exclude, q)
+		}
+		more, err := readPick(tx.Query(ctx, s.q.pickNew, now, max-1, max, exclude, s.fileBatch, max-1, webhook))
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range more {
+			if x.seq != leader && !taken[x.seq] {
+				heads = append(heads, x.seq)
+			}
+		}
 	}
-	rows, err := tx.Query(ctx, s.q.gather, leader, webhook, now, max, exclude)
+	rows, err := tx.Query(ctx, s.q.successors, heads, now, max)
 	if err != nil {
 		return nil, err
 	}
-	var out []int64
-	cut := map[int64]bool{} // chains (by head) cut at a busy row
+	after := map[int64][]int64{} // head -> the rows after it that may join, up to the first that may not
+	cut := map[int64]bool{}
 	for rows.Next() {
 		var ord, head, seq int64
 		var locked bool
@@ -208,22 +320,36 @@ func (s *Store) gather(ctx context.Context, tx *pgx.Conn, leader int64, webhook 
 			rows.Close()
 			return nil, err
 		}
-		if cut[head] || taken[seq] {
-			continue
-		}
-		if !locked && seq != leader {
+		if cut[head] || !locked || taken[seq] {
 			cut[head] = true
 			continue
 		}
-		out = append(out, seq)
-		taken[seq] = true
+		after[head] = append(after[head], seq)
 	}
 	rows.Close()
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, h := range heads {
+		if len(out) >= max {
+			break
+		}
+		out = append(out, h)
+		taken[h] = true
+		for _, q := range after[h] {
+			if len(out) >= max {
+				break
+			}
+			out = append(out, q)
+			taken[q] = true
+		}
+	}
+	return out, nil
 }
 
-func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []int64, leases []uuid.UUID, batchIDs []string,
-	fixedIDs []string, fixedLeases []uuid.UUID) ([]store.Message, error) {
+func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []int64, leases [][16]byte, batchIDs []string,
+	fixedIDs []string, fixedLeases [][16]byte) ([]store.Message, error) {
 	b := &pgx.Batch{}
 	b.Queue(s.q.lease, c.Now.Add(c.Lease), seqs, leases, batchIDs, fixedIDs, fixedLeases)
 	b.Queue("COMMIT")
@@ -232,10 +358,6 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 	rows, err := br.Query()
 	if err != nil {
 		return nil, err
-	}
-	type member struct {
-		d store.Delivery
-		e store.Event
 	}
 	byLease := map[string][]member{}
 	var order []string
@@ -267,27 +389,37 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 	}
 	out := make([]store.Message, 0, len(order))
 	for _, l := range order {
-		ms := byLease[l]
-		slices.SortFunc(ms, func(a, b member) int { return cmp.Compare(a.d.Seq, b.d.Seq) })
-		first := ms[0].d
-		m := store.Message{
-			ID:         first.MessageID(),
-			WebhookID:  first.WebhookID,
-			Batch:      first.MaxBatch > 1,
-			Lease:      leaseToken(l, first.Seq),
-			Attempt:    first.Attempts + 1,
-			Deliveries: make([]store.Delivery, len(ms)),
-			Events:     make([]store.Event, len(ms)),
-		}
-		for i, x := range ms {
-			m.Deliveries[i], m.Events[i] = x.d, x.e
-		}
-		out = append(out, m)
+		out = append(out, message(l, byLease[l]))
 	}
 	return out, nil
 }
 
-func newLease() uuid.UUID { return uuid.New() }
+// member is one leased delivery with its event.
+type member struct {
+	d store.Delivery
+	e store.Event
+}
+
+// message makes the message leased under l from its members.
+func message(l string, ms []member) store.Message {
+	slices.SortFunc(ms, func(a, b member) int { return cmp.Compare(a.d.Seq, b.d.Seq) })
+	first := ms[0].d
+	m := store.Message{
+		ID:         first.MessageID(),
+		WebhookID:  first.WebhookID,
+		Batch:      first.MaxBatch > 1,
+		Lease:      leaseToken(l, first.Seq),
+		Attempt:    first.Attempts + 1,
+		Deliveries: make([]store.Delivery, len(ms)),
+		Events:     make([]store.Event, len(ms)),
+	}
+	for i, x := range ms {
+		m.Deliveries[i], m.Events[i] = x.d, x.e
+	}
+	return m
+}
+
+func newLease() [16]byte { return uuid.New() }
 
 // deliveryDest returns scan destinations for deliveryCols.
 func deliveryDest(d *store.Delivery) []any {

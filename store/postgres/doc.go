@@ -2,7 +2,7 @@
 // webhooks, events, deliveries and attempts in a schema of the
 // application's own database, so a record change and its webhook
 // deliveries commit together, and any number of dispatcher processes on
-// any number of machines share one queue.
+// any number of machines share one queue. It needs PostgreSQL 13 or later.
 //
 //	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 //	st, err := postgres.New(pool, postgres.Options{Schema: "herald"})
@@ -22,6 +22,12 @@
 // the application's own). Applications that run their own migration tool
 // can copy the files: {schema} stands for the quoted schema name.
 //
+// Every dispatcher sharing a schema must run a version of herald that
+// knows the schema's migrations: migrate with the older processes stopped.
+// Migration 2, for one, changes how a claim finds a record's next
+// delivery; it drops the function that older versions call to claim, so
+// they fail instead of sending out of order.
+//
 // # Schema
 //
 // All names are qualified with the schema given in [Options] (default
@@ -36,10 +42,12 @@
 //     inserts with ON CONFLICT DO NOTHING: repeating a change creates
 //     nothing, and never aborts the caller's transaction.
 //   - deliveries: one row per (event, webhook), numbered by an identity
-//     column (seq) that orders each record's chain. Column phase says where
-//     a pending delivery stands: new (just published), head (the one of its
-//     record that may be claimed), waiting (behind the head) or replayed
-//     (outside every chain); it is NULL once the delivery is finished.
+//     column (seq) that orders each record's line. Column phase says where
+//     a pending delivery stands: new (published; under a lease, in flight
+//     for the first time), head (its record's delivery in flight or held
+//     back: retried, postponed, or moved up after the one before it),
+//     waiting (behind its record's head) or replayed (outside every line);
+//     it is NULL once the delivery is finished.
 //   - attempts: one row per request made, with its status, latency,
 //     masked request headers and the start of the answer.
 //
@@ -78,61 +86,76 @@
 //
 // # Claims and indexes
 //
-// A claim is one transaction that never waits for a lock:
+// A claim is one transaction that never waits for a lock, and any number
+// of claimers run at once; there is no shared lock between them. It starts
+// with one statement that
 //
-//  1. File new deliveries into their chains (function file_new). One
-//     claimer at a time does it, under a transaction-scoped advisory lock;
-//     the others skip the step. A record with nothing filed gets its first
-//     new delivery as head and the rest behind it; a record with a filed
-//     tail gets its new deliveries behind that tail, which is share-locked
-//     so the ack that finishes it sees them. Because publishers never take
-//     part, a chain never has two heads, and a head stays the chain's
-//     only claimable delivery while it is leased or retrying.
-//  2. Pick candidates: the webhooks with heads or replays (a skip scan of
-//     the claim index), then each enabled webhook's earliest due, unleased
-//     heads, ranked so that one claim takes turns across webhooks and one
-//     webhook's backlog cannot starve another's. They are locked with
-//     FOR NO KEY UPDATE SKIP LOCKED: rows another claimer holds are skipped.
-//  3. For a batching webhook, gather up to MaxBatch due heads and the due
-//     deliveries behind them into a batch whose members and UUIDv7 id are
-//     fixed here; a retry sends the same members under the same id.
-//  4. Lease the rows with one UPDATE (a lease token per message, an expiry
-//     from the caller's clock) and commit.
+//  1. finds due deliveries: the webhooks with work (a skip scan of the
+//     claim index), then each enabled webhook's earliest due deliveries
+//     that nobody holds, locked as they are read (FOR NO KEY UPDATE SKIP
+//     LOCKED), in turns across webhooks, so one webhook's backlog cannot
+//     starve another's;
+//  2. decides for each of their records (webhook, tenant, key): a record
+//     with a head sends the head (when it is due) and nothing else, and
+//     its new deliveries are filed behind it (they become waiting, which
+//     takes them out of the claim index); a record without a head sends its
+//     earliest new delivery;
+//  3. locks every row that decision read, but only if the row is still
+//     the version the statement read (same xmin), and leaves alone, until
+//     the next claim, a record any of whose rows fails. That is what keeps
+//     two claimers, each with its own snapshot, from sending two deliveries
+//     of one record: snapshots only grow, so of two claimers looking at a
+//     record the one that saw less saw a subset, its choice included, and
+//     the other locks that row too; and a claimer that saw no head read, as
+//     new, the row that has since become the head;
+//  4. leases the lone deliveries and returns them with their events.
+//     Leasing a new delivery sets only its lease columns, which are in no
+//     index, so the update can be HOT: the delivery is written once to be
+//     leased and once to be finished.
+//
+// For a batching webhook a second step gathers further records' next
+// deliveries, each followed by the due ones behind it, into a batch of up
+// to MaxBatch whose members and UUIDv7 id are fixed then; a retry sends the
+// same members under the same id. The lease and COMMIT go in one round
+// trip.
 //
 // Waiting deliveries are in no claim index, so a long line behind a
-// failing record costs a claim nothing. With 50,000 deliveries waiting
-// behind heads that retry in an hour and 5,000 just published, claiming
-// another webhook's ten due deliveries (filing a thousand first) takes a
-// few tens of milliseconds on a small machine; the plans, from
-// TestClaimPlansWithLargeBacklog (go test -v -run Plans), are:
+// failing record costs a claim nothing once filed; a claim that files
+// deliveries and finds too few to send looks again over a wider window, so
+// a burst of new deliveries behind failing records is filed in a few
+// rounds (up to [Options].FileBatch per claim), not one record per claim.
+// The plans, from TestClaimPlansWithLargeBacklog (go test -v -run Plans),
+// with 50,000 deliveries waiting behind heads that retry in an hour and
+// 5,000 new ones behind those heads:
 //
-//	candidates (0.14 ms):
-//	  Recursive Union                 -- webhooks with heads: skip scan
-//	    Index Only Scan using deliveries_claim (webhook_id > previous)
-//	  WindowAgg / Sort                -- turns across webhooks
-//	    Nested Loop
-//	      Index Scan using deliveries_claim
-//	        Index Cond: webhook_id = h.webhook_id AND next_attempt <= now
-//	  LockRows                        -- FOR NO KEY UPDATE SKIP LOCKED
-//	    Index Scan using deliveries_pkey
+//	claim of 10 (0.9 ms; 5 sent, 5 new deliveries filed behind heads):
+//	  Index Only Scan using deliveries_due         -- webhooks with work: skip scan
+//	  LockRows / Index Scan using deliveries_due  -- each webhook's earliest due, locked as read
+//	  Index Scan using deliveries_head            -- each record's head
+//	  Index Scan using deliveries_new_by_record   -- and its new deliveries
+//	  LockRows / Index Scan using deliveries_pkey -- every row read, if unchanged
+//	  Update by deliveries_pkey (filed), by deliveries_pkey and events_pkey (leased)
 //
-//	filing 1,000 new deliveries (about 30 ms, mostly the 1,000 row updates):
-//	  Index Scan using deliveries_new               -- new rows, by seq
-//	  Index Scan Backward using deliveries_chain    -- each chain's tail
-//	  LockRows (FOR SHARE SKIP LOCKED) / Index Scan using deliveries_pkey
+//	the same over a window of 1,000 records, filing 1,000: about 30 ms
 //
-//	promotion after an ack (0.07 ms):
-//	  Index Scan using deliveries_pkey              -- the acked rows
-//	  Index Scan using deliveries_chain             -- next waiting, no head left
+//	promotion after an ack (0.06 ms):
+//	  Index Only Scan using deliveries_waiting    -- the next waiting delivery
+//	  Index Scan using deliveries_head, deliveries_new_by_record -- none before it
 //
 // An ack records every result in one statement (completions, retries,
 // postponements, dead letters and their attempts, from arrays), and moves
-// the next delivery of each finished chain up to head in a second
-// statement of the same implicit transaction, sent in the same round
-// trip. A result whose lease expired and was claimed again changes
+// the next delivery of each finished record up to head in a second
+// statement of the same implicit transaction, sent in the same round trip;
+// a new delivery that came before the waiting ones is claimed as the head
+// instead. A result whose lease expired and was claimed again changes
 // nothing and is reported, after the others are recorded, as
 // store.ErrLeaseLost. Leases are found through the row their token names,
-// so no index covers lease columns and leasing a row is a HOT update.
+// so no index covers lease columns.
+//
+// Every join on seq in these statements is written so that the index is
+// used whatever the plan (seq = ANY(...), or a lateral lookup): a generic
+// plan cached while the table was small must not turn into a scan of the
+// table as it grows.
 //
 // # Tuning
 //
@@ -140,9 +163,10 @@
 //     publish in flight, plus one for LISTEN outside the pool. A few
 //     connections per dispatcher process are enough; workers wait on HTTP,
 //     not on the database.
-//   - [Options].FileBatch (default 1000) bounds how many new deliveries one
-//     claim files; [Options].ClaimScan (default: the claim's limit) how
-//     many due heads per webhook a claim ranks.
+//   - [Options].FileBatch (default 1000) bounds how many new deliveries
+//     one claim files behind records that have a delivery in flight;
+//     [Options].ClaimScan (default: the claim's limit) how many due
+//     deliveries per webhook a claim reads.
 //   - Claims and acks are batched by the dispatcher (up to Config.Workers
 //     messages per claim, whatever arrived meanwhile per ack), which is
 //     what keeps commits per delivery low.

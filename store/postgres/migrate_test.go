@@ -3,10 +3,12 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,4 +72,64 @@ func TestMigrateUpDownInAnAwkwardSchema(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	_, err := postgres.New(nil, postgres.Options{})
 	assert.Error(t, err)
+}
+
+// TestMigrateDownKeepsRecordsInOrder brings a schema with work in flight
+// back to migration 1, whose claims mark heads by phase alone and expect
+// every record with a waiting line to have a head, and checks the states
+// it leaves.
+func TestMigrateDownKeepsRecordsInOrder(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, 4)
+	s := postgrestest.NewStore(t, pool)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	var ids []string
+	publish := func(key string) {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		created, err := s.Enqueue(ctx, store.Event{ID: id, Table: "employee", Op: "UPDATE", Key: key, Time: t0, Payload: json.RawMessage(`{}`)},
+			[]store.Delivery{{ID: id, WebhookID: "wh", NextAttempt: t0, CreatedAt: t0}})
+		require.NoError(t, err)
+		require.True(t, created)
+	}
+	publish("A") // 0: leased below, so in flight while still new
+	publish("A") // 1: new behind it
+	ms, err := s.Claim(ctx, store.Claim{Now: t0, Lease: time.Minute, Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	require.Equal(t, ids[0], ms[0].Deliveries[0].ID)
+	publish("B") // 2: new, then made to wait with no head (see below)
+	publish("B") // 3: new
+	q := func(sql string, args ...any) {
+		t.Helper()
+		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), args...)
+		require.NoError(t, err)
+	}
+	// A record whose earliest pending delivery is new while later ones
+	// wait: what promotion leaves when a late commit comes before the line.
+	q(`UPDATE {schema}.deliveries SET phase = 2 WHERE id = $1`, ids[3])
+
+	require.NoError(t, s.MigrateTo(ctx, 1))
+	phase := func(id string) *int {
+		var p *int
+		require.NoError(t, pool.QueryRow(ctx, strings.ReplaceAll(`SELECT phase FROM {schema}.deliveries WHERE id = $1`,
+			"{schema}", pgx.Identifier{s.Schema()}.Sanitize()), id).Scan(&p))
+		return p
+	}
+	assert.Equal(t, 1, *phase(ids[0]), "the delivery in flight is its record's head")
+	assert.Equal(t, 0, *phase(ids[1]), "the new one behind it is filed later")
+	assert.Equal(t, 0, *phase(ids[2]))
+	assert.Equal(t, 1, *phase(ids[3]), "a waiting line gets a head")
+
+	require.NoError(t, s.Migrate(ctx), "and up again")
+	ms, err = s.Claim(ctx, store.Claim{Now: t0.Add(time.Hour), Lease: time.Minute, Limit: 10})
+	require.NoError(t, err)
+	got := map[string]bool{}
+	for _, m := range ms {
+		got[m.Deliveries[0].ID] = true
+	}
+	assert.Equal(t, map[string]bool{ids[0]: true, ids[3]: true}, got, "each record sends its head, the expired lease's again")
 }

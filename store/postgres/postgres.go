@@ -35,7 +35,8 @@ type Options struct {
 	// share one queue, as two processes on one database do.
 	Schema string
 	// FileBatch caps how many newly published deliveries one claim files
-	// into their order chains; 0: 1000.
+	// behind records that already have a delivery in flight (deliveries of
+	// other records are claimed as they are, without filing); 0: 1000.
 	FileBatch int
 	// Logger receives the few things the store reports on its own (a
 	// LISTEN connection lost and restored); nil: discarded.
@@ -53,7 +54,6 @@ type Store struct {
 	schemaIdent string // quoted
 	fileBatch   int
 	claimScan   int
-	fileLock    int64 // advisory lock key of the filer
 	migrateLock int64 // advisory lock key of Migrate
 	q           queries
 	log         *slog.Logger
@@ -85,7 +85,6 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		schemaIdent: pgx.Identifier{opts.Schema}.Sanitize(),
 		fileBatch:   opts.FileBatch,
 		claimScan:   opts.ClaimScan,
-		fileLock:    lockKey("file", opts.Schema),
 		migrateLock: lockKey("migrate", opts.Schema),
 		log:         opts.Logger,
 	}

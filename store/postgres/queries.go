@@ -3,7 +3,7 @@ package postgres
 // queries holds every statement with the schema filled in, built once.
 type queries struct {
 	enqueue, enqueueMany                            string
-	file, candidates, fixedBatches, gather, lease   string
+	pick, pickNew, successors, fixedBatches, lease  string
 	ack, promote, release, replay, replayState      string
 	saveWebhook, deleteWebhook, webhook, webhooks   string
 	webhooksVersion, delivery, deliveries, attempts string
@@ -62,40 +62,9 @@ WITH e AS (
 SELECT coalesce((SELECT string_agg(ord::text, ',' ORDER BY ord) FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
 
-		// File new deliveries into their chains: see file_new in
-		// migrations/0001_init.up.sql.
-		file: sql(`SELECT {schema}.file_new($1, $2)`),
-		// Claim candidates: the webhooks with heads or replays (a skip scan
-		// of the claim index), then each enabled webhook's earliest due,
-		// unleased ones, ranked so a claim takes turns across webhooks.
-		// The chosen rows are locked; rows another claimer holds are
-		// skipped.
-		candidates: sql(`
-WITH RECURSIVE hooks(webhook_id) AS (
-    (SELECT webhook_id FROM {schema}.deliveries WHERE phase IN (1, 3) ORDER BY webhook_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.webhook_id FROM {schema}.deliveries d
-            WHERE d.phase IN (1, 3) AND d.webhook_id > h.webhook_id ORDER BY d.webhook_id LIMIT 1)
-    FROM hooks h WHERE h.webhook_id IS NOT NULL
-), due AS (
-    SELECT c.seq, c.next_attempt, row_number() OVER (PARTITION BY h.webhook_id ORDER BY c.next_attempt, c.seq) AS turn
-    FROM hooks h
-    LEFT JOIN {schema}.webhooks w ON w.id = h.webhook_id
-    CROSS JOIN LATERAL (
-        SELECT d.seq, d.next_attempt FROM {schema}.deliveries d
-        WHERE d.webhook_id = h.webhook_id AND d.phase IN (1, 3) AND d.next_attempt <= $1
-          AND (d.lease_until IS NULL OR d.lease_until <= $1)
-        ORDER BY d.next_attempt, d.seq LIMIT $3
-    ) c
-    WHERE h.webhook_id IS NOT NULL AND NOT coalesce(w.disabled, false)
-), pick AS (
-    SELECT seq, turn, next_attempt FROM due ORDER BY turn, next_attempt, seq LIMIT $2
-)
-SELECT d.seq, d.webhook_id, d.max_batch, d.batch_id
-FROM {schema}.deliveries d JOIN pick p ON p.seq = d.seq
-WHERE d.phase IN (1, 3) AND d.next_attempt <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1)
-ORDER BY p.turn, p.next_attempt, p.seq
-FOR NO KEY UPDATE OF d SKIP LOCKED`),
+		// Claim candidates: see pickSQL.
+		pick:    sql(pickSQL(false)),
+		pickNew: sql(pickSQL(true)),
 
 		// Lock every pending member of fixed batches, reporting how many
 		// each batch has, so a batch partly held elsewhere is left alone.
@@ -108,44 +77,42 @@ WITH m AS (
 )
 SELECT m.batch_id, count(*), count(l.seq) FROM m LEFT JOIN l ON l.seq = m.seq GROUP BY m.batch_id`),
 
-		// Gather a new batch: the leader, then further due heads of its
-		// webhook not yet in a batch, each followed by the due successors
-		// of its chain, up to $4 rows; lock them and say which were
-		// locked, so the caller cuts each chain at its first busy row.
-		gather: sql(`
-WITH heads AS (
-    SELECT 0 AS ord, seq, tenant, key FROM {schema}.deliveries WHERE seq = $1
-    UNION ALL
-    (SELECT row_number() OVER (ORDER BY next_attempt, seq), seq, tenant, key
-     FROM {schema}.deliveries
-     WHERE webhook_id = $2 AND phase = 1 AND batch_id IS NULL AND next_attempt <= $3
-       AND (lease_until IS NULL OR lease_until <= $3) AND seq <> ALL($5::int8[])
-     ORDER BY next_attempt, seq LIMIT $4 - 1)
-), members AS (
-    SELECT h.ord, h.seq AS head, m.seq, m.next_attempt <= $3 AND m.batch_id IS NULL AND m.lease_until IS NULL AS ok
-    FROM heads h CROSS JOIN LATERAL (
-        SELECT seq, next_attempt, batch_id, lease_until FROM {schema}.deliveries m
-        WHERE m.webhook_id = $2 AND m.tenant = h.tenant AND m.key = h.key AND m.phase IN (1, 2) AND m.seq >= h.seq
-        ORDER BY m.seq LIMIT $4
+		// The deliveries after each of the heads $1 (in order) in its
+		// record's line, new or waiting, in order, up to $3 each; those that
+		// may join a batch (due, in none, not leased) are locked if they are
+		// as this statement sees them, and say so, so the caller cuts each
+		// line at its first row that did not lock.
+		successors: sql(`
+WITH h AS (
+    SELECT array_position($1::int8[], d.seq) AS ord, d.seq, d.webhook_id, d.tenant, d.key
+    FROM {schema}.deliveries d WHERE d.seq = ANY($1::int8[])
+), m AS MATERIALIZED (
+    SELECT h.ord, h.seq AS head, m.seq, m.ver, m.next_attempt <= $2 AND m.batch_id IS NULL AND m.lease IS NULL AS ok
+    FROM h CROSS JOIN LATERAL (
+        SELECT * FROM (
+            (SELECT x.seq, x.xmin AS ver, x.next_attempt, x.batch_id, x.lease FROM {schema}.deliveries x
+             WHERE x.webhook_id = h.webhook_id AND x.tenant = h.tenant AND x.key = h.key AND x.phase = 0 AND x.seq > h.seq
+             ORDER BY x.seq LIMIT $3)
+            UNION ALL
+            (SELECT x.seq, x.xmin, x.next_attempt, x.batch_id, x.lease FROM {schema}.deliveries x
+             WHERE x.webhook_id = h.webhook_id AND x.tenant = h.tenant AND x.key = h.key AND x.phase = 2 AND x.seq > h.seq
+             ORDER BY x.seq LIMIT $3)
+        ) x ORDER BY x.seq LIMIT $3
     ) m
-), prefix AS (
-    SELECT ord, head, seq, bool_and(ok OR seq = head) OVER (PARTITION BY ord ORDER BY seq) AS ok FROM members
-), cand AS (
-    SELECT ord, head, seq FROM (
-        SELECT ord, head, seq, row_number() OVER (ORDER BY ord, seq) AS n FROM prefix WHERE ok
-    ) x WHERE n <= $4
-), l AS (
-    SELECT seq FROM {schema}.deliveries
-    WHERE seq IN (SELECT seq FROM cand) AND phase IN (1, 2) AND batch_id IS NULL
-    FOR NO KEY UPDATE SKIP LOCKED
+), l AS MATERIALIZED (
+    SELECT l.seq FROM m CROSS JOIN LATERAL (
+        SELECT d.seq FROM {schema}.deliveries d WHERE d.seq = m.seq AND m.ok AND d.xmin = m.ver AND d.phase IN (0, 2)
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) l
 )
-SELECT c.ord, c.head, c.seq, l.seq IS NOT NULL FROM cand c LEFT JOIN l ON l.seq = c.seq ORDER BY c.ord, c.seq`),
+SELECT m.ord, m.head, m.seq, l.seq IS NOT NULL FROM m LEFT JOIN l ON l.seq = m.seq ORDER BY m.ord, m.seq`),
 
 		// Lease the chosen rows (fixing new batches) and return them with
 		// their events.
 		lease: sql(`
 UPDATE {schema}.deliveries d
-SET lease = u.lease, lease_until = $1, batch_id = coalesce(nullif(u.batch_id, ''), d.batch_id)
+SET lease = u.lease, lease_until = $1, batch_id = coalesce(nullif(u.batch_id, ''), d.batch_id),
+    phase = CASE WHEN d.phase = 3 THEN 3 ELSE 1 END
 FROM (
     SELECT * FROM unnest($2::int8[], $3::uuid[], $4::text[]) AS u(seq, lease, batch_id)
     UNION ALL
@@ -153,6 +120,7 @@ FROM (
     JOIN {schema}.deliveries f ON f.batch_id = b.id AND f.phase IS NOT NULL
 ) u, {schema}.events e
 WHERE d.seq = u.seq AND e.tenant = d.tenant AND e.id = d.event_id
+  AND (d.seq = ANY($2::int8[]) OR d.batch_id = ANY($5::text[]))
 RETURNING u.lease::text, ` + deliveryCols + `, e.table_name, e.op, e.time, e.payload::text`),
 
 		// Record outcomes. Only rows still held under the given lease (and
@@ -168,10 +136,11 @@ WITH r AS (
     -- The rows a lease covers: its anchor (named in the lease token) and,
     -- for a batch, the anchor's batch mates. No index on lease is needed,
     -- which keeps leasing a row a HOT update.
-    SELECT a.seq, r.* FROM r JOIN {schema}.deliveries a ON a.seq = r.anchor
+    SELECT r.anchor AS seq, r.* FROM r
     UNION ALL
-    SELECT m.seq, r.* FROM r JOIN {schema}.deliveries a ON a.seq = r.anchor
+    SELECT m.seq, r.* FROM r JOIN {schema}.deliveries a ON a.seq = r.anchor AND a.batch_id IS NOT NULL
     JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq AND m.phase IS NOT NULL
+    WHERE a.seq = ANY($16::int8[])
 ), upd AS (
     UPDATE {schema}.deliveries d SET
         attempts     = d.attempts + CASE WHEN r.has_attempt THEN 1 ELSE 0 END,
@@ -179,13 +148,14 @@ WITH r AS (
         last_code    = CASE WHEN r.has_attempt THEN r.code ELSE d.last_code END,
         status       = CASE r.outcome WHEN 1 THEN 'delivered' WHEN 2 THEN 'pending' WHEN 4 THEN 'skipped'
                                       WHEN 5 THEN 'pending' WHEN 6 THEN 'canceled' ELSE 'dead' END,
-        phase        = CASE WHEN r.outcome IN (2, 5) THEN d.phase END,
+        phase        = CASE WHEN r.outcome IN (2, 5) THEN CASE WHEN d.phase = 3 THEN 3 ELSE 1 END END,
         next_attempt = CASE WHEN r.outcome IN (2, 5) THEN r.next_attempt ELSE d.next_attempt END,
         lease        = NULL,
         lease_until  = NULL,
         updated_at   = r.now
     FROM t r
     WHERE d.seq = r.seq AND d.lease = r.lease AND d.phase IS NOT NULL AND coalesce(d.batch_id, d.event_id) = r.message_id
+      AND d.seq = ANY(ARRAY(SELECT seq FROM t))
     RETURNING d.seq, d.attempts, r.lease
 ), att AS (
     INSERT INTO {schema}.attempts (delivery_seq, number, message_id, at, status_code, latency_ns, request_headers,
@@ -196,43 +166,50 @@ WITH r AS (
 )
 SELECT DISTINCT lease FROM upd`),
 
-		// After an ack, move the next waiting delivery of each chain the
-		// acked messages finished up to head. It runs as a statement of its
-		// own after the ack's, so its snapshot sees what the filer queued
-		// behind a tail while the ack waited for that tail's share lock.
+		// After an ack, give each record whose head the acked messages
+		// finished its next head: the earliest waiting delivery, unless the
+		// record has a head still (a new delivery under a lease) or a new
+		// one came before it (that one is then claimed as the head). It
+		// runs as a statement of its own after the ack's, so its snapshot
+		// sees what a claim queued behind the head while the ack waited for
+		// the head's share lock.
 		promote: sql(`
-WITH l AS (
-    SELECT unnest($1::int8[]) AS anchor
+WITH a AS MATERIALIZED (
+    SELECT seq, webhook_id, tenant, key, phase, replayed, batch_id FROM {schema}.deliveries WHERE seq = ANY($1::int8[])
 ), rows AS (
-    SELECT a.webhook_id, a.tenant, a.key, a.phase, a.replayed FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    SELECT webhook_id, tenant, key, phase, replayed FROM a
     UNION ALL
-    SELECT m.webhook_id, m.tenant, m.key, m.phase, m.replayed FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
-    JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq
+    SELECT m.webhook_id, m.tenant, m.key, m.phase, m.replayed
+    FROM a JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq
+    WHERE a.batch_id IS NOT NULL
 ), c AS (
     SELECT DISTINCT webhook_id AS w, tenant AS t, key AS k FROM rows WHERE phase IS NULL AND NOT replayed
 )
 UPDATE {schema}.deliveries d SET phase = 1
-FROM (
-    SELECT (SELECT w.seq FROM {schema}.deliveries w
-            WHERE w.webhook_id = c.w AND w.tenant = c.t AND w.key = c.k AND w.phase = 2
-            ORDER BY w.seq LIMIT 1) AS seq
-    FROM c
+WHERE d.phase = 2 AND d.seq = ANY(ARRAY(
+    SELECT n.seq FROM c CROSS JOIN LATERAL (
+        SELECT x.seq FROM {schema}.deliveries x
+        WHERE x.webhook_id = c.w AND x.tenant = c.t AND x.key = c.k AND x.phase = 2
+        ORDER BY x.seq LIMIT 1
+    ) n
     WHERE NOT EXISTS (SELECT 1 FROM {schema}.deliveries h
                       WHERE h.webhook_id = c.w AND h.tenant = c.t AND h.key = c.k AND h.phase = 1)
-) p
-WHERE d.seq = p.seq AND d.phase = 2`),
+      AND NOT EXISTS (SELECT 1 FROM {schema}.deliveries f
+                      WHERE f.webhook_id = c.w AND f.tenant = c.t AND f.key = c.k AND f.phase = 0
+                        AND (f.seq < n.seq OR f.lease IS NOT NULL))))`),
 
 		release: sql(`
 WITH l AS (
     SELECT * FROM unnest($1::uuid[], $4::int8[]) AS l(lease, anchor)
 ), t AS (
-    SELECT a.seq, l.lease FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    SELECT l.anchor AS seq, l.lease FROM l
     UNION ALL
-    SELECT m.seq, l.lease FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor
+    SELECT m.seq, l.lease FROM l JOIN {schema}.deliveries a ON a.seq = l.anchor AND a.batch_id IS NOT NULL
     JOIN {schema}.deliveries m ON m.batch_id = a.batch_id AND m.seq <> a.seq AND m.phase IS NOT NULL
+    WHERE a.seq = ANY($4::int8[])
 ), r AS (
-    UPDATE {schema}.deliveries d SET lease = NULL, lease_until = NULL
-    FROM t WHERE d.seq = t.seq AND d.lease = t.lease AND d.phase IS NOT NULL
+    UPDATE {schema}.deliveries d SET lease = NULL, lease_until = NULL, phase = CASE WHEN d.phase = 0 THEN 1 ELSE d.phase END
+    FROM t WHERE d.seq = t.seq AND d.lease = t.lease AND d.phase IS NOT NULL AND d.seq = ANY(ARRAY(SELECT seq FROM t))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM (SELECT pg_notify($2, $3) FROM r LIMIT 1) n)`),
