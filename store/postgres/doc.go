@@ -74,15 +74,28 @@
 // # Notifications
 //
 // Every enqueue, release, replay and definition change sends a NOTIFY on
-// channel "herald" with the schema name as payload, inside the same
-// transaction, so it is delivered on commit. [Store.Subscribe] (the
-// store.Notifier the dispatcher uses) listens on a connection of its own,
-// opened from the pool's configuration, reconnects with backoff when it
-// fails, and coalesces signals. Signals are only hints: the dispatcher
-// still polls (Config.PollInterval), so a lost connection delays work by
-// at most a poll interval. Behind a transaction-pooling proxy such as
-// PgBouncer, LISTEN does not work; give the store a pool whose
-// configuration connects to PostgreSQL directly, or rely on polling.
+// channel "herald" with the schema name as payload, delivered once what
+// it announces has committed. [Store.Subscribe] (the store.Notifier the
+// dispatcher uses) listens on a connection of its own, opened from the
+// pool's configuration, reconnects with backoff when it fails, and
+// coalesces signals. Signals are only hints: the dispatcher still polls
+// (Config.PollInterval), so a lost connection delays work by at most a
+// poll interval. Behind a transaction-pooling proxy such as PgBouncer,
+// LISTEN does not work; give the store a pool whose configuration
+// connects to PostgreSQL directly, or rely on polling.
+//
+// PostgreSQL makes every transaction that notifies hold a database-wide
+// lock from just before its commit until the commit has been flushed, so
+// notifying transactions commit one at a time. Enqueues in the store's
+// own transactions (Publish, PublishMany) therefore commit without a
+// NOTIFY and ask for one afterwards: a single goroutine sends wake-ups in
+// short transactions of their own, committed asynchronously, answering
+// every ask that arrived while the previous one was on its way, and ends
+// when none is owed ([Store.Close] waits for it). Inside a caller's
+// transaction (PublishTx) the NOTIFY is part of that transaction, since
+// only its commit may announce the deliveries; at hundreds of publishing
+// transactions per second the lock becomes the limit of how fast they
+// commit.
 //
 // # Claims and indexes
 //

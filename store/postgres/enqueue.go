@@ -53,7 +53,7 @@ func txQuerier(tx store.Tx) (querier, error) {
 // Enqueue stores an event and its deliveries in one statement, unless the
 // event exists.
 func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
-	return s.enqueue(ctx, pgxQ{s.pool}, e, ds)
+	return s.enqueue(ctx, pgxQ{s.pool}, e, ds, false)
 }
 
 // EnqueueTx is Enqueue inside the caller's transaction. A repeated event
@@ -64,12 +64,30 @@ func (s *Store) EnqueueTx(ctx context.Context, tx store.Tx, e store.Event, ds []
 	if err != nil {
 		return false, err
 	}
-	return s.enqueue(ctx, q, e, ds)
+	return s.enqueue(ctx, q, e, ds, true)
 }
 
-func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []store.Delivery) (bool, error) {
+// enqueue runs an enqueue statement. In a caller's transaction (inTx) the
+// statement sends the NOTIFY, which is delivered when, and only if, the
+// transaction commits; otherwise the statement commits on its own and the
+// wake-up is sent afterwards, off the commit path (see wake).
+func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []store.Delivery, inTx bool) (bool, error) {
 	if err := checkEvent(e, ds); err != nil {
 		return false, err
+	}
+	var made bool
+	var queued int64
+	var err error
+	if len(ds) == 1 {
+		d := ds[0]
+		args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload),
+			d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)}
+		if inTx {
+			err = q.queryRow(ctx, s.q.enqueueOne, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
+		} else {
+			err = q.queryRow(ctx, s.q.enqueueOneQ, args...).Scan(&made, &queued)
+		}
+		return s.enqueued(e, made, queued, inTx, err)
 	}
 	n := len(ds)
 	ids, hooks := make([]string, n), make([]string, n)
@@ -78,19 +96,28 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 	for i, d := range ds {
 		ids[i], hooks[i], batch[i], next[i], created[i] = d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)
 	}
-	var made bool
-	var notified int64
-	err := q.queryRow(ctx, s.q.enqueue, e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, string(e.Payload),
-		ids, hooks, batch, next, created, notifyChannel, s.schema).Scan(&made, &notified)
+	args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), ids, hooks, batch, next, created}
+	if inTx {
+		err = q.queryRow(ctx, s.q.enqueue, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
+	} else {
+		err = q.queryRow(ctx, s.q.enqueueQ, args...).Scan(&made, &queued)
+	}
+	return s.enqueued(e, made, queued, inTx, err)
+}
+
+func (s *Store) enqueued(e store.Event, made bool, queued int64, inTx bool, err error) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("postgres: enqueue event %s: %w", e.ID, err)
+	}
+	if queued > 0 && !inTx {
+		s.wake()
 	}
 	return made, nil
 }
 
 // EnqueueMany stores many events and their deliveries in one statement.
 func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries) ([]bool, error) {
-	return s.enqueueMany(ctx, pgxQ{s.pool}, es)
+	return s.enqueueMany(ctx, pgxQ{s.pool}, es, false)
 }
 
 // EnqueueManyTx is EnqueueMany inside the caller's transaction.
@@ -99,29 +126,49 @@ func (s *Store) EnqueueManyTx(ctx context.Context, tx store.Tx, es []store.Event
 	if err != nil {
 		return nil, err
 	}
-	return s.enqueueMany(ctx, q, es)
+	return s.enqueueMany(ctx, q, es, true)
 }
 
-func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWithDeliveries) ([]bool, error) {
+func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWithDeliveries, inTx bool) ([]bool, error) {
 	if len(es) == 0 {
 		return nil, ctx.Err()
 	}
+	// An event repeated within the call counts once, at its first place:
+	// only first places are sent, and place[j] is the call's index of the
+	// j-th event sent.
+	type eventKey struct{ tenant, id string }
+	var first map[eventKey]bool
+	place := make([]int, 0, len(es))
 	var (
-		tenants, ids, tables, ops, keys, payloads = make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es))
-		times                                     = make([]time.Time, len(es))
-		dEvent                                    []int64
-		dIDs, dHooks                              []string
-		dBatch                                    []int32
-		dNext, dCreated                           []time.Time
+		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
+		payloads                        = make([][]byte, 0, len(es))
+		times                           = make([]time.Time, 0, len(es))
+		dEvent                          []int64
+		dIDs, dHooks                    []string
+		dBatch                          []int32
+		dNext, dCreated                 []time.Time
 	)
 	for i, x := range es {
 		e := x.Event
 		if err := checkEvent(e, x.Deliveries); err != nil {
 			return nil, err
 		}
-		tenants[i], ids[i], tables[i], ops[i], keys[i], times[i], payloads[i] = e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, string(e.Payload)
+		if i > 0 {
+			if first == nil {
+				first = make(map[eventKey]bool, len(es))
+				first[eventKey{es[0].Event.Tenant, es[0].Event.ID}] = true
+			}
+			k := eventKey{e.Tenant, e.ID}
+			if first[k] {
+				continue
+			}
+			first[k] = true
+		}
+		place = append(place, i)
+		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
+		times, payloads = append(times, e.Time), append(payloads, e.Payload)
 		for _, d := range x.Deliveries {
-			dEvent = append(dEvent, int64(i+1))
+			dEvent = append(dEvent, int64(len(place)))
 			dIDs = append(dIDs, d.ID)
 			dHooks = append(dHooks, d.WebhookID)
 			dBatch = append(dBatch, int32(d.MaxBatch))
@@ -130,11 +177,19 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		}
 	}
 	var made string
-	var notified int64
-	err := q.queryRow(ctx, s.q.enqueueMany, tenants, ids, tables, ops, keys, times, payloads,
-		dEvent, dIDs, dHooks, dBatch, dNext, dCreated, notifyChannel, s.schema).Scan(&made, &notified)
+	var queued int64
+	args := []any{tenants, ids, tables, ops, keys, times, payloads, dEvent, dIDs, dHooks, dBatch, dNext, dCreated}
+	var err error
+	if inTx {
+		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
+	} else {
+		err = q.queryRow(ctx, s.q.enqueueManyQ, args...).Scan(&made, &queued)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue %d events: %w", len(es), err)
+	}
+	if queued > 0 && !inTx {
+		s.wake()
 	}
 	out := make([]bool, len(es))
 	for f := range strings.SplitSeq(made, ",") {
@@ -142,10 +197,10 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 			continue
 		}
 		ord, err := strconv.Atoi(f)
-		if err != nil || ord < 1 || ord > len(es) {
+		if err != nil || ord < 1 || ord > len(place) {
 			return nil, fmt.Errorf("postgres: enqueue: unexpected event place %q", f)
 		}
-		out[ord-1] = true
+		out[place[ord-1]] = true
 	}
 	return out, nil
 }

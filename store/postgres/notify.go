@@ -2,10 +2,74 @@ package postgres
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
+
+// wakeups sends the NOTIFY that the store's own enqueues (outside a
+// caller's transaction) owe other processes. Sending it inside the
+// enqueue's transaction would make the commit wait for a database-wide
+// lock that every notifying transaction holds until its commit is
+// flushed, so concurrent publishers would commit one at a time. Instead
+// the enqueue commits, then asks for a wake-up; one goroutine sends them
+// in a transaction of their own, committed asynchronously, while any are
+// owed. Asks that arrive while one is being sent are answered together by
+// the next, which starts after they committed: a burst costs a handful of
+// notifications, and an idle moment costs one round trip. The goroutine
+// ends when nothing is owed; Close waits for it.
+type wakeups struct {
+	mu      sync.Mutex
+	owed    bool
+	sending bool
+	done    chan struct{} // closed when the sender ends
+}
+
+// wake asks for a wake-up after a committed enqueue.
+func (s *Store) wake() {
+	w := &s.wakeups
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.owed = true
+	if !w.sending {
+		w.sending = true
+		w.done = make(chan struct{})
+		go s.sendWakeups(w.done)
+	}
+}
+
+func (s *Store) sendWakeups(done chan struct{}) {
+	defer close(done)
+	w := &s.wakeups
+	for {
+		w.mu.Lock()
+		if !w.owed {
+			w.sending = false
+			w.mu.Unlock()
+			return
+		}
+		w.owed = false
+		w.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := s.pool.Exec(ctx, s.q.wake, notifyChannel, s.schema); err != nil {
+			// Only a hint: dispatchers still poll.
+			s.log.Debug("herald: postgres wake-up not sent", "error", err)
+		}
+		cancel()
+	}
+}
+
+// waitWakeups waits until no wake-up is being sent.
+func (s *Store) waitWakeups() {
+	w := &s.wakeups
+	w.mu.Lock()
+	done, sending := w.done, w.sending
+	w.mu.Unlock()
+	if sending {
+		<-done
+	}
+}
 
 // Subscribe returns a channel that receives a value (coalesced) after work
 // is enqueued, released or replayed, or a definition changes, in any

@@ -57,6 +57,7 @@ type Store struct {
 	migrateLock int64 // advisory lock key of Migrate
 	q           queries
 	log         *slog.Logger
+	wakeups     wakeups
 }
 
 // New returns a store that keeps its tables in opts.Schema of pool's
@@ -98,9 +99,13 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 // Schema returns the schema the store keeps its tables in, unquoted.
 func (s *Store) Schema() string { return s.schema }
 
-// Close does nothing: the pool belongs to the caller, and subscriptions
+// Close waits for a wake-up being sent to other processes, if any; it
+// does not close the pool, which belongs to the caller, and subscriptions
 // end with their contexts.
-func (s *Store) Close() error { return nil }
+func (s *Store) Close() error {
+	s.waitWakeups()
+	return nil
+}
 
 // sql puts the quoted schema name into a statement.
 func (s *Store) sql(q string) string { return strings.ReplaceAll(q, "{schema}", s.schemaIdent) }

@@ -1,8 +1,12 @@
 package postgres
 
+import "strings"
+
 // queries holds every statement with the schema filled in, built once.
 type queries struct {
-	enqueue, enqueueMany                            string
+	enqueue, enqueueOne, enqueueMany                string // for a caller's transaction: NOTIFY on commit
+	enqueueQ, enqueueOneQ, enqueueManyQ             string // for the store's own: no NOTIFY (see Store.wake)
+	wake                                            string
 	pick, pickNew, successors, fixedBatches, lease  string
 	ack, promote, release, replay, replayState      string
 	saveWebhook, deleteWebhook, webhook, webhooks   string
@@ -13,8 +17,33 @@ type queries struct {
 const deliveryCols = `d.seq, d.id, d.event_id, d.webhook_id, d.tenant, d.key, d.max_batch, d.status,
 	d.attempts, d.next_attempt, d.last_error, d.last_code, d.batch_id, d.replayed, d.created_at, d.updated_at`
 
+// quiet drops the in-transaction NOTIFY from an enqueue statement, which
+// then reports how many deliveries it made instead.
+func quiet(q string, notify string) string {
+	i := strings.LastIndex(q, notify)
+	if i < 0 {
+		panic("postgres: enqueue statement without its NOTIFY")
+	}
+	return q[:i] + "(SELECT count(*) FROM ds)" + q[i+len(notify):]
+}
+
 func buildQueries(sql func(string) string) queries {
+	q := buildStatements(sql)
+	q.enqueueQ = quiet(q.enqueue, "(SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds LIMIT 1) n)")
+	q.enqueueOneQ = quiet(q.enqueueOne, "(SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds) n)")
+	q.enqueueManyQ = quiet(q.enqueueMany, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)")
+	return q
+}
+
+func buildStatements(sql func(string) string) queries {
 	return queries{
+		// A wake-up for other processes after the store's own enqueues, in
+		// a transaction of its own. Every transaction that notifies holds a
+		// database-wide lock from just before its commit until the commit
+		// is done; committing this one asynchronously keeps that short (a
+		// lost hint only delays work until the next poll).
+		wake: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`,
+
 		// One statement: the event unless it exists, its deliveries only if
 		// the event is new (in the given order, so seq follows it), and a
 		// NOTIFY when something was queued.
@@ -35,21 +64,37 @@ WITH ev AS (
 SELECT EXISTS (SELECT 1 FROM ev),
        (SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds LIMIT 1) n)`),
 
-		// The same for many events. An id repeated within the call counts
-		// once, at its first place. The places of the events created come
-		// back as text, which database/sql drivers scan as well as pgx.
-		enqueueMany: sql(`
-WITH e AS (
-    SELECT e.*, row_number() OVER (PARTITION BY e.tenant, e.id ORDER BY e.ord) = 1 AS first
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-        WITH ORDINALITY AS e(tenant, id, table_name, op, key, time, payload, ord)
-), ins AS (
+		// The same for an event with one delivery, the usual case: plain
+		// parameters instead of arrays.
+		enqueueOne: sql(`
+WITH ev AS (
     INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    SELECT tenant, id, table_name, op, key, time, payload::json FROM e WHERE first ORDER BY ord
+    VALUES ($1, $2, $3, $4, $5, $6, $7::json)
     ON CONFLICT (tenant, id) DO NOTHING
-    RETURNING tenant, id
-), made AS (
-    SELECT e.ord, e.tenant, e.id, e.key FROM e JOIN ins ON ins.tenant = e.tenant AND ins.id = e.id WHERE e.first
+    RETURNING 1
+), ds AS (
+    INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, max_batch, next_attempt, created_at, updated_at)
+    SELECT $8, $9, $1, $5, $2, $10, $11, $12, $12 FROM ev
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM ev),
+       (SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds) n)`),
+
+		// The same for many events, each (tenant, id) once (the caller
+		// drops repeats). The places of the events created come back as
+		// text, which database/sql drivers scan as well as pgx.
+		enqueueMany: sql(`
+WITH ins AS (
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
+    SELECT tenant, id, table_name, op, key, time, payload::json
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+        AS e(tenant, id, table_name, op, key, time, payload)
+    ON CONFLICT (tenant, id) DO NOTHING
+    RETURNING tenant, id, key
+), made AS MATERIALIZED (
+    SELECT k.ord, ins.tenant, ins.id, ins.key
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant, id, ord)
+    JOIN ins ON ins.tenant = k.tenant AND ins.id = k.id
 ), ds AS (
     INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, max_batch, next_attempt, created_at, updated_at)
     SELECT u.id, u.webhook_id, m.tenant, m.key, m.id, u.max_batch, u.next_attempt, u.created_at, u.created_at
@@ -59,7 +104,7 @@ WITH e AS (
     ORDER BY u.ord
     RETURNING 1
 )
-SELECT coalesce((SELECT string_agg(ord::text, ',' ORDER BY ord) FROM made), ''),
+SELECT coalesce((SELECT string_agg(ord::text, ',') FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
 
 		// Claim candidates: see pickSQL.

@@ -143,7 +143,8 @@ func (p *pair) report(b *testing.B) {
 }
 
 // pairedStores returns the two sides of a pair with conns connections
-// each: plain with a store on its schema (see plainStore) and the quoted
+// each (one publisher needs two: herald sends its wake-ups to other
+// processes on a connection of their own, after the enqueue commits): plain with a store on its schema (see plainStore) and the quoted
 // schema name, herald with a store in a schema of its own.
 func pairedStores(b *testing.B, conns int32) (*pair, *postgres.Store, string, *postgres.Store) {
 	b.Helper()
@@ -157,7 +158,7 @@ func pairedStores(b *testing.B, conns int32) (*pair, *postgres.Store, string, *p
 func BenchmarkRatioEnqueue(b *testing.B) {
 	ctx := context.Background()
 	b.Run("single", func(b *testing.B) {
-		p, _, schema, s := pairedStores(b, 1)
+		p, _, schema, s := pairedStores(b, 2)
 		q := strings.ReplaceAll(plainInsert, "{schema}", schema)
 		for i := 0; b.Loop(); i++ {
 			pe, pds := newEvent(i)
@@ -174,7 +175,7 @@ func BenchmarkRatioEnqueue(b *testing.B) {
 		p.report(b)
 	})
 	b.Run("in-tx", func(b *testing.B) {
-		p, _, schema, s := pairedStores(b, 1)
+		p, _, schema, s := pairedStores(b, 2)
 		q := strings.ReplaceAll(plainInsert, "{schema}", schema)
 		for i := 0; b.Loop(); i++ {
 			pe, pds := newEvent(i)
@@ -196,7 +197,7 @@ func BenchmarkRatioEnqueue(b *testing.B) {
 	})
 	const burst = 100
 	b.Run(fmt.Sprintf("bulk-%d", burst), func(b *testing.B) {
-		p, _, schema, s := pairedStores(b, 1)
+		p, _, schema, s := pairedStores(b, 2)
 		q := strings.ReplaceAll(plainInsertMany, "{schema}", schema)
 		for i := 0; b.Loop(); i++ {
 			ids, keys, dids, ps := make([]string, burst), make([]string, burst), make([]string, burst), make([]string, burst)
