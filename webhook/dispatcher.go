@@ -44,6 +44,7 @@ type definitions struct {
 	version int64
 	byID    map[string]*compiled
 	byTable map[string][]*compiled
+	routes  map[string]*tableRoutes // built by index
 }
 
 // compiled is a webhook ready to match and send.
@@ -117,6 +118,7 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 			next.version = r.Version
 		}
 	}
+	next.index()
 	d.defs.Store(next)
 	d.tokens.retain(next)
 	return next, nil
@@ -380,31 +382,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 	if err != nil {
 		return "", err
 	}
-	var ds []store.Delivery
-	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
-		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
-	for _, w := range defs.byTable[c.Table] {
-		if w.Disabled || (w.Tenant != "" && w.Tenant != c.Tenant) || !w.hasOp(c.Op) || w.cond == nil {
-			continue
-		}
-		ok, err := w.cond.Match(in)
-		if err != nil {
-			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
-			continue
-		}
-		if !ok {
-			continue
-		}
-		ds = append(ds, store.Delivery{
-			ID:          uuid.Must(uuid.NewV7()).String(),
-			WebhookID:   w.ID,
-			MaxBatch:    w.MaxBatch,
-			NextAttempt: now,
-			CreatedAt:   now,
-		})
-	}
+	ds := d.match(defs, c, ev.ID, changed, now)
 	if tx != nil {
 		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
 	} else {
