@@ -223,7 +223,7 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
 		return Webhook{}, err
 	}
 	w.Version, w.CreatedAt, w.UpdatedAt = row.Version, row.CreatedAt, row.UpdatedAt
-	if _, err := d.current(ctx, true); err != nil {
+	if err := d.afterSave(ctx, row); err != nil {
 		return Webhook{}, err
 	}
 	return w, nil
@@ -234,8 +234,7 @@ func (d *Dispatcher) Delete(ctx context.Context, id string) error {
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
-	_, err := d.current(ctx, true)
-	return err
+	return d.afterDelete(ctx, id)
 }
 
 // Webhook returns one webhook, secret included.
