@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -426,7 +425,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := marshalPayload(&payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)
