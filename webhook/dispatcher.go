@@ -35,7 +35,8 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	life lifecycle
+	life     lifecycle
+	hookRuns hookRuns // hook calls still running, those left running included
 }
 
 // definitions is an immutable snapshot of the compiled webhooks.
