@@ -139,7 +139,9 @@
 //	"event":       "table + '.' + lower(op)"
 //	"employee":    "{'id': key, 'name': new.first_name + ' ' + new.last_name}"
 //
-// A missing field of new or old reads as nil. An expression may return any
+// A missing field of new or old reads as nil. Numbers are float64, except
+// those float64 cannot hold exactly (see [Record]), which are sent digit
+// for digit but cannot take part in arithmetic. An expression may return any
 // JSON value, objects and lists included, so a mapping can reproduce
 // another product's envelope. Expressions are compiled when the webhook is
 // registered or updated (and when a process loads the definition), never

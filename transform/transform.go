@@ -42,7 +42,11 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// Record is one changed record in an outgoing message.
+// Record is one changed record in an outgoing message. Its maps hold what
+// encoding/json decodes from the published change: strings, bools, nil,
+// nested map[string]any and []any, and numbers as float64, except numbers
+// float64 cannot hold exactly (integer ids beyond 2^53), which are
+// json.Number so that no digit changes on the way out.
 type Record struct {
 	EventID string
 	Table   string

@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -337,8 +336,8 @@ func (d *Dispatcher) message(w *compiled, m store.Message) (*transform.Message, 
 	msg := &transform.Message{ID: m.ID, WebhookID: w.ID, WebhookName: w.Name, Attempt: m.Attempt,
 		Batch: m.Batch, Records: make([]transform.Record, len(m.Events)), Header: http.Header{}}
 	for i, e := range m.Events {
-		var p payload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
+		p, err := decodePayload(e.Payload)
+		if err != nil {
 			return nil, fmt.Errorf("stored event %s unreadable: %w", e.ID, err)
 		}
 		msg.Records[i] = transform.Record{EventID: e.ID, Table: p.Table, Op: p.Op, Key: p.Key, Tenant: p.Tenant,

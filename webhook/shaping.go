@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +91,49 @@ func outcomeOf(o store.Outcome) transform.Outcome {
 		return transform.Skipped
 	}
 	return transform.Dead
+}
+
+// decodePayload decodes a stored payload for hooks and mappings. Numbers
+// become float64 when float64 holds them exactly, as encoding/json would
+// give them; the others (integer ids beyond 2^53, say) stay json.Number,
+// so a message that goes through a hook or a mapping never changes a
+// digit of them.
+func decodePayload(raw []byte) (payload, error) {
+	var p payload
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&p); err != nil {
+		return p, err
+	}
+	for _, m := range []map[string]any{p.New, p.Old, p.Context} {
+		for k, v := range m {
+			m[k] = exactNumbers(v)
+		}
+	}
+	return p, nil
+}
+
+func exactNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(x.String(), 64)
+		if err == nil && strconv.FormatFloat(f, 'f', -1, 64) == x.String() {
+			return f
+		}
+		if err == nil && strings.ContainsAny(x.String(), "eE") {
+			return f // an exponent form, as encoding/json writes large floats
+		}
+		return x
+	case map[string]any:
+		for k, e := range x {
+			x[k] = exactNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = exactNumbers(e)
+		}
+	}
+	return v
 }
 
 // encodeBody shapes the records of msg (selection, redaction, masks,

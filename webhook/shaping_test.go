@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -451,4 +452,34 @@ func TestBodyEditTakesEffectOnNextAttempt(t *testing.T) {
 	assert.Equal(t, "application/json", reqs[0].Header.Get("Content-Type"))
 	assert.Equal(t, "dept=Sales", string(reqs[1].Body), "the retry uses the new mapping")
 	require.NoError(t, reqs[1].VerifyErr)
+}
+
+func TestLargeIntegersKeepEveryDigit(t *testing.T) {
+	t.Parallel()
+	reg := transform.NewRegistry()
+	require.NoError(t, reg.RegisterAfter("noop", transform.AfterFunc(func(context.Context, *transform.Result) error { return nil })))
+	var seen any
+	require.NoError(t, reg.RegisterBefore("look", transform.BeforeFunc(func(_ context.Context, m *transform.Message) error {
+		seen = m.Records[0].New["small"]
+		return nil
+	})))
+	k, rcv := setup(t, webhook.Config{Hooks: reg})
+	register(t, k, rcv, webhook.Webhook{Name: "envelope", Before: []string{"look"}, After: []string{"noop"}})
+	register(t, k, rcv, webhook.Webhook{Name: "json", Body: transform.Body{Fields: map[string]string{"id": "new.id", "small": "new.small * 2"}}})
+	register(t, k, rcv, webhook.Webhook{Name: "form", Body: transform.Body{Format: transform.Form, Fields: map[string]string{"id": "new.id"}}})
+	_, err := k.Publish(t.Context(), update("E1", nil, map[string]any{"id": int64(1234567890123456789), "small": 21, "price": 0.1}))
+	require.NoError(t, err)
+	require.Equal(t, 3, k.Drain(t))
+	reqs := rcv.Requests()
+	require.Len(t, reqs, 3)
+	for _, r := range reqs {
+		assert.Contains(t, string(r.Body), "1234567890123456789", "an id beyond 2^53 is sent digit for digit")
+	}
+	assert.Equal(t, 21.0, seen, "numbers float64 holds exactly are float64, as encoding/json gives them")
+	bodies := map[string]bool{}
+	for _, r := range reqs {
+		bodies[string(r.Body)] = true
+	}
+	assert.True(t, bodies[`{"id":1234567890123456789,"small":42}`], "expressions compute on ordinary numbers: %v", bodies)
+	assert.True(t, bodies["id=1234567890123456789"])
 }
