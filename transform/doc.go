@@ -70,7 +70,7 @@
 // The default envelope (Format ""), as package webhook documents it:
 //
 //	{"id": "0190c1d2-...", "type": "attendance.inserted", "timestamp": "2026-03-02T09:00:00Z",
-//	 "data": {"table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02",
+//	 "data": {"event_id": "0190c1d2-...", "table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02",
 //	          "new": {"employee_id": "E-1001", "date": "2026-03-02", "status": "Present"},
 //	          "tenant": "acme", "context": {"actor": "team-lead"}}}
 //
@@ -105,7 +105,7 @@
 //	{"specversion": "1.0", "id": "0190c1d2-...", "source": "herald://acme/attendance",
 //	 "type": "attendance.inserted", "subject": "E-1001/2026-03-02",
 //	 "time": "2026-03-02T08:59:58Z", "datacontenttype": "application/json",
-//	 "data": {"table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02",
+//	 "data": {"event_id": "0190c1d2-...", "table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02",
 //	          "new": {"employee_id": "E-1001", "status": "Present"}, "tenant": "acme"}}
 //
 // id is the event id (the webhook-id of a single-record message; a batch

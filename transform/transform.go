@@ -114,7 +114,8 @@ type Message struct {
 	// Header holds headers the hooks add; SetHeader refuses reserved names
 	// at once. A reserved name written into the map directly fails the
 	// message for good when the request is built. A hook's header replaces
-	// a static header of the webhook with the same name.
+	// a static header of the webhook with the same name; the Authorization
+	// that a webhook's own receiver auth sets replaces a hook's.
 	Header http.Header
 }
 

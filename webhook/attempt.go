@@ -178,13 +178,15 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	req, sent, err := d.request(ctx, w, m, msg, now)
 	if err != nil {
-		return finish(fail(err, true), transform.Result{Err: err})
+		var te *TokenError // no token yet: retried like a network error
+		return finish(fail(err, !errors.As(err, &te)), transform.Result{Err: err})
 	}
 	att.RequestHeaders = maskHeaders(req.Header)
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := d.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(actx))
+	err = redactURLError(err)
 	var body []byte
 	var header http.Header
 	if err == nil {
@@ -216,6 +218,14 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		if v.gone {
 			d.disableGone(ctx, w)
+			// The message waits for the webhook to be enabled again, even
+			// when this was its last attempt.
+			if res.Outcome == store.OutcomeDead {
+				res.Outcome, res.NextAttempt = store.OutcomeRetry, now.Add(d.cfg.Retry.delay(m.Attempt))
+			}
+		}
+		if att.StatusCode == http.StatusUnauthorized {
+			d.unauthorized(w, req)
 		}
 	}
 	return finish(res, transform.Result{RequestBody: sent, StatusCode: att.StatusCode, Header: header, Body: body,
@@ -230,20 +240,20 @@ type verdict struct {
 	gone             bool // 410: disable the webhook
 }
 
-// verdictFor classifies an attempt's answer: the one place that decides
-// what a status code means.
+// verdictFor turns an attempt's outcome into what the dispatcher does;
+// Classify decides what an answer means.
 func verdictFor(code int, h http.Header, err error) verdict {
-	switch {
-	case err != nil:
+	if err != nil {
 		return verdict{}
-	case code >= 200 && code < 300:
+	}
+	switch Classify(code, h) {
+	case VerdictAccepted:
 		return verdict{ok: true}
-	case strings.EqualFold(h.Get("Webhook-Delivery"), "abort-message"):
+	case VerdictAbort:
 		return verdict{permanent: true}
-	case code == http.StatusGone:
+	case VerdictGone:
 		return verdict{gone: true}
-	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
-		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+	case VerdictBackOff:
 		return verdict{honourRetryAfter: true}
 	}
 	return verdict{}
@@ -387,6 +397,10 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 			h[http.CanonicalHeaderKey(k)] = vs
 		}
 	}
+	// Receiver auth configured on the webhook wins over a hook's header.
+	if err := d.authorize(ctx, w, h); err != nil {
+		return nil, nil, err
+	}
 	signed := body
 	if w.method() == "GET" {
 		signed = []byte(u.RawQuery)
@@ -394,7 +408,7 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	h.Set("Webhook-Id", m.ID)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.signer.Sign(m.ID, now, signed))
+	h.Set("Webhook-Signature", w.keys.at(now).Sign(m.ID, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}

@@ -221,7 +221,7 @@ func cloudEvents(source string, batch bool, recs []transform.Record, objs []map[
 		if objs != nil {
 			ev.Data = objs[i]
 		} else {
-			ev.Data = payload{Table: r.Table, Op: r.Op, Key: r.Key, New: r.New, Old: r.Old,
+			ev.Data = payload{EventID: r.EventID, Table: r.Table, Op: r.Op, Key: r.Key, New: r.New, Old: r.Old,
 				Changed: r.Changed, Tenant: r.Tenant, Context: r.Context}
 		}
 		evs[i] = ev

@@ -293,7 +293,7 @@ func TestCloudEventsSingle(t *testing.T) {
 	assert.Equal(t, "E-1001/2026-03-02", ev["subject"], "subject is the record key")
 	assert.Equal(t, c.Time.UTC().Format(time.RFC3339Nano), ev["time"])
 	assert.Equal(t, "application/json", ev["datacontenttype"])
-	assert.Equal(t, map[string]any{"table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02", "tenant": "acme",
+	assert.Equal(t, map[string]any{"event_id": id, "table": "attendance", "op": "INSERT", "key": "E-1001/2026-03-02", "tenant": "acme",
 		"new":     map[string]any{"employee_id": "E-1001", "date": "2026-03-02", "status": "Present"},
 		"context": map[string]any{"actor": "team-lead"}}, ev["data"], "data is the envelope's data object, shaped")
 	assert.Len(t, ev, 8, "no attribute beyond the ones checked")
