@@ -201,6 +201,7 @@ type FieldError struct {
 	runtime bool
 }
 
+// Error says which field failed, why, and where in its expression.
 func (e *FieldError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("fields[%q]: %s (line %d, column %d)", e.Field, e.Message, e.Line, e.Column)

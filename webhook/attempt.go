@@ -132,14 +132,20 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		return r
 	}
 	// finish runs the after hooks on the outcome, unless a stop cut the
-	// attempt off: handle then drops it, and no hook hears of it.
+	// attempt off: handle then drops it, and no hook hears of it. A
+	// delivery is recorded even during a stop, so its after hooks get
+	// their full HookTimeout to write a sync status.
 	finish := func(res store.Result, tr transform.Result) store.Result {
-		if ctx.Err() != nil && res.Outcome != store.OutcomeDelivered {
+		hctx := ctx
+		switch {
+		case res.Outcome == store.OutcomeDelivered:
+			hctx = context.WithoutCancel(ctx)
+		case ctx.Err() != nil:
 			return res
 		}
 		tr.Message, tr.Attempt, tr.Outcome = msg, m.Attempt, outcomeOf(res.Outcome)
 		tr.Final = tr.Outcome != transform.Retrying
-		d.after(ctx, w, &tr)
+		d.after(hctx, w, &tr)
 		return res
 	}
 	for _, name := range w.Before {

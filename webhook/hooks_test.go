@@ -549,3 +549,26 @@ func TestBeforeHookRecordCount(t *testing.T) {
 	assert.Equal(t, "before hooks removed every record", statuses[webhook.Skipped])
 	assert.True(t, strings.Contains(statuses[webhook.Dead], "left 2 records in a message that carries one"), statuses[webhook.Dead])
 }
+
+func TestAfterHooksOfADeliveryOutliveAStop(t *testing.T) {
+	t.Parallel()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	var afterStop error
+	reg := transform.NewRegistry()
+	require.NoError(t, reg.RegisterAfter("stop", transform.AfterFunc(func(context.Context, *transform.Result) error {
+		stop() // the process is told to stop right after the answer came
+		return nil
+	})))
+	require.NoError(t, reg.RegisterAfter("sync-status", transform.AfterFunc(func(ctx context.Context, _ *transform.Result) error {
+		afterStop = ctx.Err()
+		return nil
+	})))
+	k, rcv := setup(t, webhook.Config{Hooks: reg})
+	register(t, k, rcv, webhook.Webhook{After: []string{"stop", "sync-status"}})
+	_, err := k.Publish(t.Context(), update("E1", nil, map[string]any{"a": 1}))
+	require.NoError(t, err)
+	_, _ = k.ProcessDue(ctx)
+	require.Len(t, rcv.Delivered(), 1)
+	assert.NoError(t, afterStop, "a delivered message's after hooks keep a live context to record it")
+}
