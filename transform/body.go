@@ -132,7 +132,7 @@ func (b Body) Compile() (*Mapper, error) {
 
 	for _, k := range sortedKeys(b.Values) {
 		switch {
-		case len(b.Fields) > 0 && b.Fields[k] == "":
+		case len(b.Fields) > 0 && !hasKey(b.Fields, k):
 			bad("values[%q]: %q is not an output key of fields", k, k)
 		case len(b.Values[k]) == 0:
 			bad("values[%q] maps nothing", k)
@@ -228,6 +228,11 @@ func fieldError(key string, err error, runtime bool) *FieldError {
 		}
 	}
 	return fe
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 func sortedKeys[V any](m map[string]V) []string {
