@@ -274,6 +274,28 @@ type TxEnqueuer interface {
 	EnqueueTx(ctx context.Context, tx Tx, e Event, ds []Delivery) (created bool, err error)
 }
 
+// EventWithDeliveries is one event and its deliveries, an element of a
+// bulk enqueue.
+type EventWithDeliveries struct {
+	Event      Event
+	Deliveries []Delivery
+}
+
+// BulkEnqueuer is implemented by stores that can enqueue many events in
+// one call (one round trip on a database), for imports and bursts.
+// EnqueueMany is Enqueue of every element, in order and atomically:
+// created[i] reports whether es[i] was new. An event whose (tenant, id)
+// exists, or appears earlier in es, creates nothing.
+type BulkEnqueuer interface {
+	EnqueueMany(ctx context.Context, es []EventWithDeliveries) (created []bool, err error)
+}
+
+// BulkTxEnqueuer is EnqueueMany inside a caller's transaction, for stores
+// that are also TxEnqueuers.
+type BulkTxEnqueuer interface {
+	EnqueueManyTx(ctx context.Context, tx Tx, es []EventWithDeliveries) (created []bool, err error)
+}
+
 // Notifier is implemented by stores that can tell a process when work was
 // enqueued or definitions changed elsewhere. The channel receives a value
 // (coalesced) after such a change; it is closed when ctx ends.

@@ -420,6 +420,23 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 	if err != nil {
 		return "", err
 	}
+	ds := d.match(defs, c, ev.ID, changed, now)
+	if tx != nil {
+		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
+	} else {
+		_, err = d.store.Enqueue(ctx, ev, ds)
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
+	}
+	if len(ds) > 0 && tx == nil {
+		d.signal()
+	}
+	return ev.ID, nil
+}
+
+// match returns a delivery for each webhook the change matches.
+func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
 	var ds []store.Delivery
 	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
 		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
@@ -430,8 +447,8 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		ok, err := w.cond.Match(in)
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
+				"webhook_id", w.ID, "event_id", eventID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
 			continue
 		}
 		if !ok {
@@ -445,18 +462,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 			CreatedAt:   now,
 		})
 	}
-	if tx != nil {
-		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
-	} else {
-		_, err = d.store.Enqueue(ctx, ev, ds)
-	}
-	if err != nil {
-		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
-	}
-	if len(ds) > 0 && tx == nil {
-		d.signal()
-	}
-	return ev.ID, nil
+	return ds
 }
 
 // event validates c and encodes it as a stored event.

@@ -34,8 +34,50 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 const lease = 30 * time.Second
 
+// Option adds to what the suite checks.
+type Option func(*options)
+
+type options struct {
+	another func(t *testing.T, s store.Store) store.Store
+}
+
+// Shared lets the suite check what several store instances on the same
+// data (several processes on one database) must agree on: another returns
+// a second instance reading and writing the same data as s. A store that
+// lives in one process's memory returns s itself.
+func Shared(another func(t *testing.T, s store.Store) store.Store) Option {
+	return func(o *options) { o.another = another }
+}
+
 // Run runs the whole suite against stores made by newStore.
-func Run(t *testing.T, newStore Factory) {
+func Run(t *testing.T, newStore Factory, opts ...Option) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	another := func(t *testing.T, s store.Store) store.Store { return s }
+	if o.another != nil {
+		another = func(t *testing.T, s store.Store) store.Store {
+			s2 := o.another(t, s)
+			t.Cleanup(func() { _ = s2.Close() })
+			return s2
+		}
+	}
+	shared := []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"SharedDefinitions", testSharedDefinitions},
+		{"SharedQueue", testSharedQueue},
+		{"Notifications", testNotifications},
+	}
+	for _, tc := range shared {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s, another(t, s))
+		})
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -62,6 +104,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"Attempts", testAttempts},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"FairAcrossWebhooks", testFairAcrossWebhooks},
+		{"ConcurrentClaimersKeepOrder", testConcurrentOrder},
+		{"OrderAcrossBatches", testOrderAcrossBatches},
+		{"BatchLeaseExpires", testBatchLeaseExpires},
+		{"EnqueueMany", testEnqueueMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
