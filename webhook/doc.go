@@ -127,4 +127,26 @@
 // proxies come only from Config.Proxy; every attempt has a timeout and
 // reads at most Config.MaxResponseBytes. [Classify] documents what each
 // answer means.
+//
+// # Hooks and body shaping
+//
+// A webhook's Before and After name hooks registered in Config.Hooks
+// (package transform). Each attempt decodes its records, runs the before
+// hooks in order, shapes the records with the webhook's Body (selection,
+// redaction, masks, value maps), encodes them (the envelope, flat JSON,
+// a form, a GET query string, or CloudEvents 1.0), signs the exact bytes
+// sent, sends them and runs the after hooks with the result. A webhook
+// without hooks and with a plain envelope body sends the stored payloads
+// as they are, encoded once per event.
+//
+// A before hook's ErrSkip ends the message as Skipped, spending no
+// attempt; transform.Permanent makes it Dead; any other error fails the
+// attempt for a retry. After hooks cannot change the outcome; their
+// failures are logged and reported as EventHookError. Every hook call runs
+// in its own goroutine under Config.HookTimeout: a panic fails the attempt
+// with its stack, and a hook that ignores its context is left running
+// while the attempt fails and moves on; Shutdown waits for such calls
+// within its context and grace. Body errors (an expression that does not
+// compile, with its line and column) fail Register and wrap both
+// ErrInvalidWebhook and transform.ErrInvalidBody.
 package webhook

@@ -64,6 +64,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
 		l.inflight.Wait()
+		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
 		close(l.acks)
