@@ -36,6 +36,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	life lifecycle
+	tel  telemetry
 }
 
 // definitions is an immutable snapshot of the compiled webhooks.
