@@ -111,7 +111,7 @@ func (d *Dispatcher) Recover(ctx context.Context, q RecoverQuery) (RecoverResult
 		f.After = page[len(page)-1].Seq
 	}
 	if !q.DryRun {
-		d.log.Info("herald: deliveries recovered", "webhook_id", q.WebhookID, "status", string(q.Status),
+		d.log.Info("herald: deliveries recovered", "webhook_id", q.WebhookID, "delivery_status", string(q.Status),
 			"matched", res.Matched, "replayed", res.Replayed, "in_order", res.InOrder)
 	}
 	return res, nil
