@@ -84,11 +84,6 @@ func (d *Dispatcher) Recover(ctx context.Context, q RecoverQuery) (RecoverResult
 	res := RecoverResult{InOrder: inOrder}
 	f := store.DeliveryFilter{WebhookID: q.WebhookID, Status: q.Status, Tenant: q.Tenant, Key: q.Key,
 		Since: q.Since, Until: q.Until, Limit: recoverPage}
-	defer func() {
-		if res.Replayed > 0 {
-			d.signal()
-		}
-	}()
 	for {
 		page, err := d.store.Deliveries(ctx, f)
 		if err != nil {

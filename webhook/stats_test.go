@@ -213,3 +213,33 @@ func TestStatsUnderLoad(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, len(rcv.Requests()), total)
 }
+
+// BenchmarkStats measures Stats over 10,000 deliveries of 10 webhooks,
+// counted by the store and by paging through the log.
+func BenchmarkStats(b *testing.B) {
+	for _, mode := range []string{"Counter", "Paging"} {
+		b.Run(mode, func(b *testing.B) {
+			mem := memory.New()
+			var st store.Store = mem
+			if mode == "Paging" {
+				st = plainStore{mem}
+			}
+			k := webhooktest.NewDispatcher(b, webhook.Config{Store: st})
+			for i := range 10 {
+				_, err := k.Register(b.Context(), webhook.Webhook{Name: fmt.Sprintf("w%d", i), Table: fmt.Sprintf("t%d", i),
+					Ops: []webhook.Op{webhook.Insert}, URL: "http://127.0.0.1:9/hook"})
+				require.NoError(b, err)
+			}
+			for i := range 10000 {
+				_, err := k.Publish(b.Context(), webhook.Change{Table: fmt.Sprintf("t%d", i%10), Op: webhook.Insert,
+					Key: fmt.Sprint(i), New: map[string]any{"i": i}})
+				require.NoError(b, err)
+			}
+			for b.Loop() {
+				s, err := k.Stats(b.Context())
+				require.NoError(b, err)
+				require.Equal(b, int64(10000), s.Total.Pending())
+			}
+		})
+	}
+}
