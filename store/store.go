@@ -17,6 +17,8 @@ var (
 	ErrLeaseLost = errors.New("store: lease lost")
 	// ErrPending: the delivery is still pending, so it cannot be replayed.
 	ErrPending = errors.New("store: delivery is pending")
+	// ErrConflict: a conditional save found another version stored.
+	ErrConflict = errors.New("store: definition changed concurrently")
 	// ErrForeignTx: the transaction was made by another store.
 	ErrForeignTx = errors.New("store: transaction belongs to another store")
 )
@@ -55,6 +57,11 @@ type Webhook struct {
 	Definition json.RawMessage
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// IfVersion makes a save conditional: when > 0, SaveWebhook saves only
+	// if the stored definition has this version; when -1, only if none is
+	// stored. Otherwise it fails with ErrConflict. 0 saves unconditionally.
+	// It is an input only; a store never returns it set.
+	IfVersion int64
 }
 
 // Event is one published change. Payload is the encoded data object of the
@@ -195,7 +202,8 @@ type DeliveryFilter struct {
 // Store keeps herald's state. Every method is safe for concurrent use.
 type Store interface {
 	// SaveWebhook inserts or replaces a definition by id and returns it
-	// with its new version and times.
+	// with its new version and times. A conditional save (w.IfVersion)
+	// that finds another version fails with ErrConflict.
 	SaveWebhook(ctx context.Context, w Webhook, now time.Time) (Webhook, error)
 	// DeleteWebhook removes a definition and cancels its pending
 	// deliveries. ErrNotFound if there is none.

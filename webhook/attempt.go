@@ -154,15 +154,17 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	req, err := d.request(ctx, w, m, msg, now)
 	if err != nil {
-		res := fail(err, true)
-		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: true})
+		var te *TokenError // no token yet: retried like a network error
+		res := fail(err, !errors.As(err, &te))
+		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: res.Outcome != store.OutcomeRetry})
 		return res
 	}
 	att.RequestHeaders = maskHeaders(req.Header)
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := d.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(actx))
+	err = redactURLError(err)
 	var body []byte
 	var header http.Header
 	if err == nil {
@@ -190,6 +192,14 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		if v.gone {
 			d.disableGone(ctx, w)
+			// The message waits for the webhook to be enabled again, even
+			// when this was its last attempt.
+			if res.Outcome == store.OutcomeDead {
+				res.Outcome, res.NextAttempt = store.OutcomeRetry, now.Add(d.cfg.Retry.delay(m.Attempt))
+			}
+		}
+		if att.StatusCode == http.StatusUnauthorized {
+			d.unauthorized(w, req)
 		}
 	}
 	d.after(ctx, w, msg, &transform.Result{Message: msg, StatusCode: att.StatusCode, Header: header, Body: body,
@@ -205,20 +215,20 @@ type verdict struct {
 	gone             bool // 410: disable the webhook
 }
 
-// verdictFor classifies an attempt's answer: the one place that decides
-// what a status code means.
+// verdictFor turns an attempt's outcome into what the dispatcher does;
+// Classify decides what an answer means.
 func verdictFor(code int, h http.Header, err error) verdict {
-	switch {
-	case err != nil:
+	if err != nil {
 		return verdict{}
-	case code >= 200 && code < 300:
+	}
+	switch Classify(code, h) {
+	case VerdictAccepted:
 		return verdict{ok: true}
-	case strings.EqualFold(h.Get("Webhook-Delivery"), "abort-message"):
+	case VerdictAbort:
 		return verdict{permanent: true}
-	case code == http.StatusGone:
+	case VerdictGone:
 		return verdict{gone: true}
-	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
-		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+	case VerdictBackOff:
 		return verdict{honourRetryAfter: true}
 	}
 	return verdict{}
@@ -302,6 +312,9 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	for k, v := range w.Headers {
 		h.Set(k, v)
 	}
+	if err := d.authorize(ctx, w, h); err != nil {
+		return nil, err
+	}
 	if msg != nil {
 		for k, vs := range msg.Header {
 			for _, v := range vs {
@@ -319,7 +332,7 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	h.Set("Webhook-Id", m.ID)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.signer.Sign(m.ID, now, signed))
+	h.Set("Webhook-Signature", w.keys.at(now).Sign(m.ID, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}

@@ -114,13 +114,19 @@
 // # Security
 //
 // Secrets, header values, URL user info and query values never appear in
-// logs, errors or String output. The default transport refuses loopback,
-// private and other non-public addresses at connect time (the resolved
-// address is checked, so DNS rebinding does not pass) unless
-// Config.AllowPrivateNetworks is set; cloud metadata addresses stay
-// refused even then. Only ports 80 and 443 are allowed by default,
-// redirects are not followed, and every attempt has a timeout and a cap
-// on the answer it reads.
+// logs, errors or String output. The default transport resolves each host
+// itself and connects only to addresses it checked, so DNS rebinding does
+// not pass. It refuses loopback, private, shared, link-local, multicast,
+// reserved and documentation addresses, their IPv4-mapped, NAT64 and 6to4
+// forms, and ports other than 80, 443 and Config.AllowedPorts.
+// Config.AllowedNetworks opens chosen prefixes; Config.AllowPrivateNetworks
+// opens every address and port. Cloud metadata endpoints stay refused
+// whatever the configuration. Refusals wrap [ErrBlockedDestination] and
+// happen before any connection; [Dispatcher.Register] applies the same
+// rules to IP literals, names and ports. Redirects are not followed;
+// proxies come only from Config.Proxy; every attempt has a timeout and
+// reads at most Config.MaxResponseBytes. [Classify] documents what each
+// answer means.
 //
 // # Delivery log
 //

@@ -100,7 +100,15 @@ func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.webhooks[w.ID]; ok {
+	old, exists := s.webhooks[w.ID]
+	switch {
+	case w.IfVersion == -1 && exists:
+		return store.Webhook{}, fmt.Errorf("webhook %q exists: %w", w.ID, store.ErrConflict)
+	case w.IfVersion > 0 && (!exists || old.Version != w.IfVersion):
+		return store.Webhook{}, fmt.Errorf("webhook %q is not at version %d: %w", w.ID, w.IfVersion, store.ErrConflict)
+	}
+	w.IfVersion = 0
+	if exists {
 		w.CreatedAt = old.CreatedAt
 	} else {
 		w.CreatedAt = now

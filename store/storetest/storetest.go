@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore Factory) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"WebhookDefinitions", testWebhookDefinitions},
+		{"ConditionalSave", testConditionalSave},
 		{"EnqueueIsIdempotent", testEnqueueIdempotent},
 		{"ClaimOnlyDue", testClaimOnlyDue},
 		{"LeaseHoldsUntilExpiry", testLease},
@@ -170,6 +171,27 @@ func testWebhookDefinitions(t *testing.T, s store.Store) {
 	_, err = s.Webhook(ctx(t), "wh-b")
 	assert.ErrorIs(t, err, store.ErrNotFound)
 	assert.ErrorIs(t, s.DeleteWebhook(ctx(t), "wh-b", t0), store.ErrNotFound)
+}
+
+func testConditionalSave(t *testing.T, s store.Store) {
+	def := json.RawMessage(`{"name":"a"}`)
+	a, err := s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: def, IfVersion: -1}, t0)
+	require.NoError(t, err, "create-only save of a new id")
+	assert.Zero(t, a.IfVersion)
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: def, IfVersion: -1}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "create-only save of a taken id")
+	b, err := s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"b"}`), IfVersion: a.Version}, t0)
+	require.NoError(t, err, "save at the version read")
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"lost"}`), IfVersion: a.Version}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "a save from a stale read loses no update")
+	got, err := s.Webhook(ctx(t), "wh")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"name":"b"}`, string(got.Definition))
+	assert.Equal(t, b.Version, got.Version)
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "other", Definition: def, IfVersion: 7}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "a conditional save of a missing id")
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"c"}`)}, t0)
+	assert.NoError(t, err, "an unconditional save")
 }
 
 func testEnqueueIdempotent(t *testing.T, s store.Store) {
