@@ -169,7 +169,8 @@ func testCountDeliveries(t *testing.T, s store.Store) {
 		if m.WebhookID != "a" {
 			continue
 		}
-		switch n++; {
+		n++
+		switch {
 		case n <= 2:
 			ack(t, s, m, store.OutcomeDelivered, t0.Add(time.Hour), time.Time{})
 		case n == 3:
