@@ -22,12 +22,14 @@ import (
 // ok is false when the attempt was cut off by a stop: the caller then
 // releases the lease and records nothing.
 func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Result, ok bool) {
+	defer d.track(m.WebhookID)()
 	now := d.now()
 	r = store.Result{MessageID: m.ID, Lease: m.Lease, Now: now}
 	w, err := d.webhookFor(ctx, m.WebhookID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		r.Outcome, r.Error = store.OutcomeCanceled, "webhook deleted"
+		d.observe(Event{Kind: EventCanceled, WebhookID: m.WebhookID, MessageID: m.ID, Records: len(m.Deliveries), Reason: r.Error})
 		return r, true
 	case err != nil:
 		if ctx.Err() != nil {
@@ -58,12 +60,13 @@ func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
 		Attempt: m.Attempt, Method: w.method(), URL: RedactURL(w.URL)}
 	if a := r.Attempt; a != nil {
 		e := base
-		e.Kind, e.StatusCode, e.Latency = EventAttempt, a.StatusCode, a.Latency
+		e.Kind, e.Time, e.StatusCode, e.Latency, e.Outcome = EventAttempt, a.At, a.StatusCode, a.Latency, outcomeKind(r.Outcome)
 		if a.Error != "" {
 			e.Err = errors.New(a.Error)
 		}
 		d.observe(e)
 	}
+	d.logOutcome(w, m, r)
 	e := base
 	switch r.Outcome {
 	case store.OutcomeDelivered:
@@ -72,11 +75,6 @@ func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
 		e.Kind, e.Next = EventRetry, r.NextAttempt
 	case store.OutcomeDead:
 		e.Kind = EventDead
-		var why string
-		if r.Attempt != nil {
-			why = r.Attempt.Error
-		}
-		d.log.Warn("herald: delivery failed for good", "webhook_id", w.ID, "message_id", m.ID, "attempt", m.Attempt, "error", why)
 	case store.OutcomeSkipped:
 		e.Kind, e.Reason = EventSkipped, r.Error
 	default:

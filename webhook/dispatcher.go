@@ -36,6 +36,7 @@ type Dispatcher struct {
 
 	life     lifecycle
 	hookRuns hookRuns // hook calls still running, those left running included
+	tel      telemetry
 
 	tokens tokenCache // OAuth2 access tokens, per webhook and version
 }

@@ -55,6 +55,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			notes = ch
 		}
 	}
+	d.startObserver()
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
@@ -70,6 +71,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		close(l.acks)
 		l.ackMu.Unlock()
 		<-ackDone
+		d.stopObserver()
 		l.cancel()
 		if notes != nil {
 			for range notes { // the store closes it once runCtx ends
