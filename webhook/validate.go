@@ -52,7 +52,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 		}
 	}
 	if err := w.Body.Validate(); err != nil {
-		bad("body: %v", err)
+		bad("body: %w", err)
 	}
 	if w.MaxBatch < 0 || w.MaxBatch > MaxBatchLimit {
 		bad("max_batch %d is outside 0..%d", w.MaxBatch, MaxBatchLimit)
