@@ -279,8 +279,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 // enqueue stores a new event and its deliveries; s.mu is held.
 func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
 	k := eventKey{e.Tenant, e.ID}
-	ev := e
-	ev.Payload = slices.Clone(e.Payload)
+	ev := e // its Payload is not changed by the caller (see store.Event)
 	s.events[k] = &ev
 	for _, d := range ds {
 		s.seq++
