@@ -109,13 +109,17 @@ func buildRoutes(ws []*compiled) *tableRoutes {
 }
 
 // candidates yields the webhooks of table that take changes of op from
-// tenant: those of every tenant, then the tenant's own.
-func (defs *definitions) candidates(table string, op Op, tenant string) (*tableRoutes, iter.Seq[route]) {
-	t := defs.routes[table]
+// tenant, n of them: those of every tenant, then the tenant's own.
+func (defs *definitions) candidates(table string, op Op, tenant string) (t *tableRoutes, routes iter.Seq[route], n int) {
+	t = defs.routes[table]
 	if t == nil {
-		return nil, func(func(route) bool) {}
+		return nil, func(func(route) bool) {}, 0
 	}
 	o := &t.ops[opIndex(op)]
+	n = len(o.any)
+	if tenant != "" {
+		n += len(o.tenant[tenant])
+	}
 	return t, func(yield func(route) bool) {
 		for _, r := range o.any {
 			if !yield(r) {
@@ -130,7 +134,7 @@ func (defs *definitions) candidates(table string, op Op, tenant string) (*tableR
 				return
 			}
 		}
-	}
+	}, n
 }
 
 // Outcomes of a condition within one Publish.
@@ -144,7 +148,7 @@ const (
 // match returns a delivery for each webhook the change matches. Each
 // distinct condition runs at most once.
 func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
-	t, routes := defs.candidates(c.Table, c.Op, c.Tenant)
+	t, routes, n := defs.candidates(c.Table, c.Op, c.Tenant)
 	if t == nil {
 		return nil
 	}
@@ -187,7 +191,7 @@ func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed 
 			continue
 		}
 		if ds == nil {
-			ds = make([]store.Delivery, 0, 4)
+			ds = make([]store.Delivery, 0, min(n, 8)) // a Delivery is large: no room to spare
 		}
 		ds = append(ds, store.Delivery{
 			ID:          uuid.Must(uuid.NewV7()).String(),
@@ -198,4 +202,12 @@ func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed 
 		})
 	}
 	return ds
+}
+
+// redactedURL is RedactURL(c.URL), worked out once per definition.
+func (c *compiled) redactedURL() string {
+	if c.redacted == "" {
+		return RedactURL(c.URL)
+	}
+	return c.redacted
 }
