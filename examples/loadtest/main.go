@@ -99,7 +99,7 @@ func main() {
 	flag.StringVar(&stores, "stores", "memory", "comma-separated stores: "+strings.Join(storeNames(), ", "))
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (labelled side=baseline|herald)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -170,7 +170,9 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 		herald := map[string][]result{}
 		for round := range o.Rounds {
 			fmt.Fprintf(log, "round %d/%d: baseline, signed net/http, concurrency %d ...\n", round+1, o.Rounds, c)
-			b, err := baseline(ctx, rcv.url, o, c)
+			var b result
+			// Labels split a -cpuprofile by side: pprof -tagfocus side=herald.
+			pprof.Do(ctx, pprof.Labels("side", "baseline"), func(ctx context.Context) { b, err = baseline(ctx, rcv.url, o, c) })
 			if err != nil {
 				return nil, err
 			}
@@ -189,7 +191,10 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 					return nil, fmt.Errorf("store %s: %w", name, err)
 				}
 				fmt.Fprintf(log, "round %d/%d: herald on %s, concurrency %d ...\n", round+1, o.Rounds, name, c)
-				r, err := heraldRun(ctx, rcv.url, st, o, c)
+				var r result
+				pprof.Do(ctx, pprof.Labels("side", "herald", "store", name), func(ctx context.Context) {
+					r, err = heraldRun(ctx, rcv.url, st, o, c)
+				})
 				closeStore()
 				if err != nil {
 					return nil, fmt.Errorf("herald on %s: %w", name, err)
@@ -264,6 +269,14 @@ func record(n int) map[string]any {
 		n -= 55
 	}
 	return m
+}
+
+// changeRecords returns the old and new record of the change every
+// scenario sends: about n bytes each, one field changed.
+func changeRecords(n int) (old, new map[string]any) {
+	old, new = record(n), record(n)
+	new["status"] = "Leave"
+	return old, new
 }
 
 // meter measures CPU time, allocations, bytes and the peak heap over a
@@ -361,8 +374,13 @@ func baseline(ctx context.Context, url string, o options, c int) (result, error)
 	if err != nil {
 		return result{}, err
 	}
-	body, err := json.Marshal(map[string]any{"id": "x", "type": "employee.updated", "timestamp": time.Now(),
-		"data": map[string]any{"table": "employee", "op": "UPDATE", "key": "E-1001", "new": record(o.Payload)}})
+	// The body herald sends for the same change: its envelope around the
+	// old and new record and the changed fields, so both sides move and
+	// sign the same number of bytes.
+	old, new := changeRecords(o.Payload)
+	body, err := json.Marshal(map[string]any{"id": "chg-64-63-1000000", "type": "employee.updated", "timestamp": time.Now(),
+		"data": map[string]any{"event_id": "chg-64-63-1000000", "table": "employee", "op": "UPDATE", "key": "E-63-1000000",
+			"new": new, "old": old, "changed": []string{"status"}}})
 	if err != nil {
 		return result{}, err
 	}
@@ -467,8 +485,7 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 		defer scancel()
 		_ = d.Shutdown(sctx)
 	}()
-	old, new := record(o.Payload), record(o.Payload)
-	new["status"] = "Leave"
+	old, new := changeRecords(o.Payload)
 	var n atomic.Int64
 	var lat latencies
 	m := startMeter()
