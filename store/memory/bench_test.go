@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,8 @@ var payload1K = []byte(`{"table":"employee","op":"UPDATE","key":"E-1","new":{"x"
 func pendingOne(b *testing.B, s *memory.Store, i int) {
 	ctx := context.Background()
 	id := uuid.NewString()
-	e := store.Event{ID: id, Tenant: "acme", Table: "employee", Op: "UPDATE", Key: "E-" + strconv.Itoa(i), Time: benchT0, Payload: payload1K}
+	e := store.Event{ID: id, Tenant: "acme", Table: "employee", Op: "UPDATE", Key: "E-" + strconv.Itoa(i), Time: benchT0,
+		Payload: slices.Clone(payload1K)} // each event has its own, as the dispatcher makes them
 	d := store.Delivery{ID: uuid.NewString(), WebhookID: webhookIDs[i%len(webhookIDs)], NextAttempt: benchT0, CreatedAt: benchT0}
 	if _, err := s.Enqueue(ctx, e, []store.Delivery{d}); err != nil {
 		b.Fatal(err)
