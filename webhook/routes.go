@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"encoding/json"
-	"iter"
 	"maps"
 	"time"
 
@@ -108,33 +107,19 @@ func buildRoutes(ws []*compiled) *tableRoutes {
 	return r
 }
 
-// candidates yields the webhooks of table that take changes of op from
-// tenant, n of them: those of every tenant, then the tenant's own.
-func (defs *definitions) candidates(table string, op Op, tenant string) (t *tableRoutes, routes iter.Seq[route], n int) {
+// candidates returns the routes of table and the webhooks among them that
+// take changes of op from tenant: those of every tenant, then the
+// tenant's own.
+func (defs *definitions) candidates(table string, op Op, tenant string) (t *tableRoutes, all, own []route) {
 	t = defs.routes[table]
 	if t == nil {
-		return nil, func(func(route) bool) {}, 0
+		return nil, nil, nil
 	}
 	o := &t.ops[opIndex(op)]
-	n = len(o.any)
 	if tenant != "" {
-		n += len(o.tenant[tenant])
+		own = o.tenant[tenant]
 	}
-	return t, func(yield func(route) bool) {
-		for _, r := range o.any {
-			if !yield(r) {
-				return
-			}
-		}
-		if tenant == "" {
-			return
-		}
-		for _, r := range o.tenant[tenant] {
-			if !yield(r) {
-				return
-			}
-		}
-	}, n
+	return t, o.any, own
 }
 
 // Outcomes of a condition within one Publish.
@@ -148,7 +133,7 @@ const (
 // match returns a delivery for each webhook the change matches. Each
 // distinct condition runs at most once.
 func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
-	t, routes, n := defs.candidates(c.Table, c.Op, c.Tenant)
+	t, all, own := defs.candidates(c.Table, c.Op, c.Tenant)
 	if t == nil {
 		return nil
 	}
@@ -162,44 +147,51 @@ func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed 
 	errs := map[int]error(nil)
 	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
 		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
-	var ds []store.Delivery
-	for r := range routes {
-		w := r.w
-		if seen[r.slot] == condUnknown {
-			ok, err := t.conds[r.slot].Match(in)
-			switch {
-			case err != nil:
-				seen[r.slot] = condFailed
-				if errs == nil {
-					errs = map[int]error{}
+	var buf2 [16]*compiled
+	hits := buf2[:0]
+	for _, list := range [2][]route{all, own} {
+		for _, r := range list {
+			w := r.w
+			if seen[r.slot] == condUnknown {
+				ok, err := t.conds[r.slot].Match(in)
+				switch {
+				case err != nil:
+					seen[r.slot] = condFailed
+					if errs == nil {
+						errs = map[int]error{}
+					}
+					errs[r.slot] = err
+				case ok:
+					seen[r.slot] = condTrue
+				default:
+					seen[r.slot] = condFalse
 				}
-				errs[r.slot] = err
-			case ok:
-				seen[r.slot] = condTrue
-			default:
-				seen[r.slot] = condFalse
 			}
+			switch seen[r.slot] {
+			case condFailed:
+				err := errs[r.slot]
+				d.log.Warn("herald: condition failed; the change does not match",
+					"webhook_id", w.ID, "event_id", eventID, "error", err)
+				d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
+				continue
+			case condFalse:
+				continue
+			}
+			hits = append(hits, w)
 		}
-		switch seen[r.slot] {
-		case condFailed:
-			err := errs[r.slot]
-			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", eventID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
-			continue
-		case condFalse:
-			continue
-		}
-		if ds == nil {
-			ds = make([]store.Delivery, 0, min(n, 8)) // a Delivery is large: no room to spare
-		}
-		ds = append(ds, store.Delivery{
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	ds := make([]store.Delivery, len(hits)) // a Delivery is large: sized exactly
+	for i, w := range hits {
+		ds[i] = store.Delivery{
 			ID:          uuid.Must(uuid.NewV7()).String(),
 			WebhookID:   w.ID,
 			MaxBatch:    w.MaxBatch,
 			NextAttempt: now,
 			CreatedAt:   now,
-		})
+		}
 	}
 	return ds
 }
