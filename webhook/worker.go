@@ -149,6 +149,12 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 				break fill
 			}
 		}
+		// The claim below answers every wake-up sent so far (work is
+		// stored before its signal is sent): drop them, or each would cost
+		// an empty claim. A Publish both signals and is notified by the
+		// store, so there are often two.
+		drain(d.wake)
+		drain(notes)
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
 		for range n - len(msgs) {
 			<-slots
@@ -197,6 +203,14 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		case <-notes:
 		case <-poll.C:
 		}
+	}
+}
+
+// drain takes a pending wake-up off ch, if there is one.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
 	}
 }
 
