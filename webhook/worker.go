@@ -123,13 +123,38 @@ func (d *Dispatcher) closeIdle() {
 }
 
 // claimLoop claims due messages while workers are free and hands each to
-// a goroutine of its own.
+// a free worker.
 func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
 	l := &d.life
 	workers := d.cfg.Workers
 	slots := make(chan struct{}, workers)
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
+	// Workers live as long as the loop: a goroutine per message grew a
+	// fresh stack for every attempt. A claimed message holds a slot until
+	// its worker is done with it, so a worker is free for every message
+	// handed over.
+	work := make(chan store.Message)
+	var pool sync.WaitGroup
+	defer func() {
+		close(work)
+		pool.Wait()
+	}()
+	for range workers {
+		pool.Add(1)
+		go func() {
+			defer pool.Done()
+			for m := range work {
+				if r, ok := d.handle(ctx, m); ok {
+					d.ack(r)
+				} else {
+					d.release(m.Lease)
+				}
+				l.inflight.Done()
+				<-slots
+			}
+		}()
+	}
 	failures := 0
 	for {
 		select {
@@ -161,15 +186,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		}
 		for _, m := range msgs {
 			l.inflight.Add(1)
-			go func() {
-				defer func() { <-slots }()
-				defer l.inflight.Done()
-				if r, ok := d.handle(ctx, m); ok {
-					d.ack(r)
-				} else {
-					d.release(m.Lease)
-				}
-			}()
+			work <- m
 		}
 		var wait time.Duration
 		switch {
