@@ -147,3 +147,20 @@ func FuzzMarshalPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestEnvelopeHeadTypes: the type is written from its two parts, escaped
+// when the table needs it, and the head parses as the start of JSON.
+func TestEnvelopeHeadTypes(t *testing.T) {
+	t.Parallel()
+	ts := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, table := range []string{"employee", `odd"table`, "tàble", "a\\b"} {
+		head := envelopeHead(nil, "msg_1", table, ".updated", ts)
+		var v struct {
+			ID, Type string
+			Data     int
+		}
+		require.NoError(t, json.Unmarshal(append(head, `1}`...), &v), "%s", head)
+		assert.Equal(t, table+".updated", v.Type)
+		assert.Equal(t, "msg_1", v.ID)
+	}
+}
