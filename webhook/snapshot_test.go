@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -117,4 +118,22 @@ func TestSnapshotReloadsWhenAnotherChangeCameBetween(t *testing.T) {
 	defs := d.defs.Load()
 	require.Contains(t, defs.byID, b.ID, "the other process's webhook is seen")
 	assert.Equal(t, "a2", defs.byID[a.ID].Name)
+}
+
+func TestNewIDsAreUUIDs(t *testing.T) {
+	t.Parallel()
+	u := uuid.Must(uuid.NewV7())
+	assert.Equal(t, u.String(), string(appendUUID(nil, u)))
+	ids := newIDs(3)
+	require.Len(t, ids, 3*36)
+	seen := map[string]bool{}
+	for i := range 3 {
+		id := ids[36*i : 36*i+36]
+		p, err := uuid.Parse(id)
+		require.NoError(t, err)
+		assert.Equal(t, uuid.Version(7), p.Version())
+		assert.Equal(t, p.String(), id)
+		seen[id] = true
+	}
+	assert.Len(t, seen, 3)
 }
