@@ -137,3 +137,17 @@ func TestNewIDsAreUUIDs(t *testing.T) {
 	}
 	assert.Len(t, seen, 3)
 }
+
+// TestIdleConnectionsFollowWorkers: the default transport keeps an idle
+// connection for every worker, so 128 workers sending to one receiver do
+// not redial.
+func TestIdleConnectionsFollowWorkers(t *testing.T) {
+	t.Parallel()
+	for _, workers := range []int{8, 128} {
+		d, err := New(Config{Store: memory.New(), Workers: workers})
+		require.NoError(t, err)
+		tr := d.client.Transport.(*guardedTransport).direct
+		assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, workers)
+		assert.GreaterOrEqual(t, tr.MaxIdleConns, workers)
+	}
+}
