@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -118,36 +117,4 @@ func TestSnapshotReloadsWhenAnotherChangeCameBetween(t *testing.T) {
 	defs := d.defs.Load()
 	require.Contains(t, defs.byID, b.ID, "the other process's webhook is seen")
 	assert.Equal(t, "a2", defs.byID[a.ID].Name)
-}
-
-func TestNewIDsAreUUIDs(t *testing.T) {
-	t.Parallel()
-	u := uuid.Must(uuid.NewV7())
-	assert.Equal(t, u.String(), string(appendUUID(nil, u)))
-	ids := newIDs(3)
-	require.Len(t, ids, 3*36)
-	seen := map[string]bool{}
-	for i := range 3 {
-		id := ids[36*i : 36*i+36]
-		p, err := uuid.Parse(id)
-		require.NoError(t, err)
-		assert.Equal(t, uuid.Version(7), p.Version())
-		assert.Equal(t, p.String(), id)
-		seen[id] = true
-	}
-	assert.Len(t, seen, 3)
-}
-
-// TestIdleConnectionsFollowWorkers: the default transport keeps an idle
-// connection for every worker, so 128 workers sending to one receiver do
-// not redial.
-func TestIdleConnectionsFollowWorkers(t *testing.T) {
-	t.Parallel()
-	for _, workers := range []int{8, 128} {
-		d, err := New(Config{Store: memory.New(), Workers: workers})
-		require.NoError(t, err)
-		tr := d.client.Transport.(*guardedTransport).direct
-		assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, workers)
-		assert.GreaterOrEqual(t, tr.MaxIdleConns, workers)
-	}
 }
