@@ -29,8 +29,10 @@
 // # Optional capabilities
 //
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
-// for publishing inside the caller's own database transaction, and
-// [Notifier] for waking idle workers when work arrives.
+// for publishing inside the caller's own database transaction, [Notifier]
+// for waking idle workers when work arrives, [Retainer] for purging
+// finished work after a while, and [Eraser] for erasing the personal data
+// of one record or one tenant.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

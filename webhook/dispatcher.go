@@ -413,5 +413,5 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("encoded size %d bytes exceeds MaxPayloadBytes %d", len(p), d.cfg.MaxPayloadBytes)
 	}
 	return store.Event{ID: c.ID, Tenant: c.Tenant, Table: c.Table, Op: string(c.Op), Key: c.Key,
-		Time: c.Time.UTC(), Payload: p}, changed, nil
+		Time: c.Time.UTC(), Payload: p, CreatedAt: now}, changed, nil
 }

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore Factory) {
 			tc.fn(t, s)
 		})
 	}
+	RunRetention(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
