@@ -38,6 +38,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 	case w.err != nil:
 		d.log.Error("herald: holding a delivery this process cannot send", "webhook_id", w.ID, "message_id", m.ID, "error", w.err)
 		r.Outcome, r.NextAttempt, r.Error = store.OutcomePostpone, now.Add(d.cfg.HoldDelay), "held: "+w.err.Error()
+		d.observe(Event{Kind: EventHeld, WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries), Reason: r.Error})
 		return r, true
 	case w.Disabled:
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
@@ -47,7 +48,44 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 	if ctx.Err() != nil && out.Outcome != store.OutcomeDelivered {
 		return r, false
 	}
+	d.report(w, m, out)
 	return out, true
+}
+
+// report tells the observer and the log what became of an attempt.
+func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
+	base := Event{WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries),
+		Attempt: m.Attempt, Method: w.method(), URL: RedactURL(w.URL)}
+	if a := r.Attempt; a != nil {
+		e := base
+		e.Kind, e.StatusCode, e.Latency = EventAttempt, a.StatusCode, a.Latency
+		if a.Error != "" {
+			e.Err = errors.New(a.Error)
+		}
+		d.observe(e)
+	}
+	e := base
+	switch r.Outcome {
+	case store.OutcomeDelivered:
+		e.Kind = EventDelivered
+	case store.OutcomeRetry:
+		e.Kind, e.Next = EventRetry, r.NextAttempt
+	case store.OutcomeDead:
+		e.Kind = EventDead
+		var why string
+		if r.Attempt != nil {
+			why = r.Attempt.Error
+		}
+		d.log.Warn("herald: delivery failed for good", "webhook_id", w.ID, "message_id", m.ID, "attempt", m.Attempt, "error", why)
+	case store.OutcomeSkipped:
+		e.Kind, e.Reason = EventSkipped, r.Error
+	default:
+		return
+	}
+	if r.Attempt != nil && r.Attempt.Error != "" {
+		e.Err = errors.New(r.Attempt.Error)
+	}
+	d.observe(e)
 }
 
 // webhookFor returns the compiled definition of id, reloading once when
@@ -118,15 +156,17 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	req, err := d.request(ctx, w, m, msg, now)
 	if err != nil {
-		res := fail(err, true)
-		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: true})
+		var te *TokenError // no token yet: retried like a network error
+		res := fail(err, !errors.As(err, &te))
+		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: res.Outcome != store.OutcomeRetry})
 		return res
 	}
 	att.RequestHeaders = maskHeaders(req.Header)
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := d.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(actx))
+	err = redactURLError(err)
 	var body []byte
 	var header http.Header
 	if err == nil {
@@ -154,6 +194,14 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		if v.gone {
 			d.disableGone(ctx, w)
+			// The message waits for the webhook to be enabled again, even
+			// when this was its last attempt.
+			if res.Outcome == store.OutcomeDead {
+				res.Outcome, res.NextAttempt = store.OutcomeRetry, now.Add(d.cfg.Retry.delay(m.Attempt))
+			}
+		}
+		if att.StatusCode == http.StatusUnauthorized {
+			d.unauthorized(w, req)
 		}
 	}
 	d.after(ctx, w, msg, &transform.Result{Message: msg, StatusCode: att.StatusCode, Header: header, Body: body,
@@ -169,20 +217,20 @@ type verdict struct {
 	gone             bool // 410: disable the webhook
 }
 
-// verdictFor classifies an attempt's answer: the one place that decides
-// what a status code means.
+// verdictFor turns an attempt's outcome into what the dispatcher does;
+// Classify decides what an answer means.
 func verdictFor(code int, h http.Header, err error) verdict {
-	switch {
-	case err != nil:
+	if err != nil {
 		return verdict{}
-	case code >= 200 && code < 300:
+	}
+	switch Classify(code, h) {
+	case VerdictAccepted:
 		return verdict{ok: true}
-	case strings.EqualFold(h.Get("Webhook-Delivery"), "abort-message"):
+	case VerdictAbort:
 		return verdict{permanent: true}
-	case code == http.StatusGone:
+	case VerdictGone:
 		return verdict{gone: true}
-	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
-		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+	case VerdictBackOff:
 		return verdict{honourRetryAfter: true}
 	}
 	return verdict{}
@@ -192,7 +240,7 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
-	if _, err := d.SetDisabled(context.WithoutCancel(ctx), w.ID, true); err != nil {
+	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
 		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
 		return
 	}
@@ -266,6 +314,9 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	for k, v := range w.Headers {
 		h.Set(k, v)
 	}
+	if err := d.authorize(ctx, w, h); err != nil {
+		return nil, err
+	}
 	if msg != nil {
 		for k, vs := range msg.Header {
 			for _, v := range vs {
@@ -283,7 +334,7 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	h.Set("Webhook-Id", m.ID)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.signer.Sign(m.ID, now, signed))
+	h.Set("Webhook-Signature", w.keys.at(now).Sign(m.ID, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
-	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -36,6 +35,8 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	life lifecycle
+
+	tokens tokenCache // OAuth2 access tokens, per webhook and version
 }
 
 // definitions is an immutable snapshot of the compiled webhooks.
@@ -49,7 +50,8 @@ type definitions struct {
 type compiled struct {
 	Webhook
 	cond   *condition.Condition
-	signer *signer.Signer
+	keys   *signingKeys
+	client *http.Client
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
 }
@@ -98,9 +100,17 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 	if err != nil {
 		return nil, err
 	}
-	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	next := &definitions{version: v, byID: make(map[string]*compiled, len(rows)), byTable: map[string][]*compiled{}}
+	prev := d.defs.Load()
 	for _, r := range rows {
-		c := d.compile(r)
+		// Reuse what is compiled already: only changed definitions compile.
+		c, ok := (*compiled)(nil), false
+		if prev != nil {
+			c, ok = prev.byID[r.ID]
+		}
+		if !ok || c.Version != r.Version {
+			c = d.compile(r)
+		}
 		next.byID[c.ID] = c
 		next.byTable[c.Table] = append(next.byTable[c.Table], c)
 		if next.version < r.Version {
@@ -108,6 +118,7 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 		}
 	}
 	d.defs.Store(next)
+	d.tokens.retain(next)
 	return next, nil
 }
 
@@ -116,22 +127,27 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 // than sent wrong.
 func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	c := &compiled{}
-	if err := json.Unmarshal(r.Definition, &c.Webhook); err != nil {
-		c.ID = r.ID
-		c.err = fmt.Errorf("stored definition unreadable: %w", err)
-		return c
+	var err error
+	if c.Webhook, err = d.decodeDefinition(r); err != nil {
+		c.err = err
+		if !errors.Is(err, ErrSecretKey) {
+			c.ID = r.ID
+			return c
+		}
 	}
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
-	var err error
-	if c.cond, err = condition.Compile(c.When); err != nil {
+	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}
 	if c.mapper, err = c.Body.Compile(); err != nil && c.err == nil {
 		c.err = fmt.Errorf("body: %w", err)
 	}
-	if c.signer, err = signer.New(c.Secret); err != nil && c.err == nil {
+	if c.keys, err = newSigningKeys(c.Webhook); err != nil && c.err == nil {
 		c.err = fmt.Errorf("secret: %w", err)
+	}
+	if c.client, err = d.clientFor(c.Webhook); err != nil && c.err == nil {
+		c.err = err
 	}
 	if c.err == nil {
 		c.err = d.checkHooks(c.Webhook)
@@ -144,7 +160,9 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 }
 
 // Register validates a new webhook, compiles its condition, generates a
-// secret and an id when they are empty, and stores it.
+// secret and an id when they are empty, and stores it. The secret it
+// generates is of w.SignatureScheme: a "whsec_" secret by default, an
+// Ed25519 key pair for SchemeEd25519 (the returned PublicKey verifies).
 func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
@@ -154,7 +172,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		return Webhook{}, err
 	}
 	if w.Secret == "" {
-		s, err := signer.GenerateSecret()
+		s, err := generateSecret(w.SignatureScheme)
 		if err != nil {
 			return Webhook{}, err
 		}
@@ -166,24 +184,35 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 // Update replaces a webhook's definition; validation is that of Register.
 // An empty Secret keeps the current one. Pending deliveries use the new
 // definition from their next attempt.
+//
+// A field that comes back Masked (as Webhook's JSON shows it) keeps its
+// stored value: the secret, a header value, an Auth secret, the URL or
+// token URL. A Masked credential is kept only while it goes where it went:
+// after a change of the URL's origin (or of the token URL) it must be
+// given again. A new Secret set here replaces the old one at once; use
+// RotateSecret to let both sign for a while. PreviousSecrets are stored as
+// given; left nil (or Masked) they are kept while Secret is kept and
+// dropped when it changes.
 func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 	old, err := d.Webhook(ctx, w.ID)
 	if err != nil {
 		return Webhook{}, err
 	}
-	if w.Secret == "" {
-		w.Secret = old.Secret
+	if err := keepStored(&w, old); err != nil {
+		return Webhook{}, err
 	}
 	return d.save(ctx, w)
 }
 
 func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
 	w.Method = w.method()
+	w.PreviousSecrets = livePrevious(w.PreviousSecrets, d.now())
 	if err := d.validate(&w); err != nil {
 		return Webhook{}, err
 	}
+	w.derive()
 	w.Version, w.CreatedAt, w.UpdatedAt = 0, time.Time{}, time.Time{}
-	def, err := json.Marshal(w)
+	def, err := d.encodeDefinition(w)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("%w: %v", ErrInvalidWebhook, err)
 	}
@@ -214,7 +243,7 @@ func (d *Dispatcher) Webhook(ctx context.Context, id string) (Webhook, error) {
 		return Webhook{}, err
 	}
 	c := d.compile(r)
-	if c.err != nil && c.Name == "" {
+	if c.err != nil && (c.Name == "" || errors.Is(c.err, ErrSecretKey)) {
 		return Webhook{}, c.err
 	}
 	return c.Webhook, nil
@@ -244,16 +273,30 @@ func (d *Dispatcher) Webhooks(ctx context.Context) ([]Webhook, error) {
 // SetDisabled flips the "Published" toggle. Disabling keeps queued
 // deliveries waiting; enabling lets them flow, in order.
 func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) (Webhook, error) {
+	return d.setDisabled(ctx, id, disabled, "set by the application")
+}
+
+// setDisabled flips the toggle and reports why.
+func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	w, err := d.Webhook(ctx, id)
 	if err != nil {
 		return Webhook{}, err
 	}
+	was := w.Disabled
 	w.Disabled = disabled
 	w, err = d.save(ctx, w)
-	if err == nil && !disabled {
-		d.signal()
+	if err != nil {
+		return w, err
 	}
-	return w, err
+	if was != disabled {
+		kind := EventWebhookDisabled
+		if !disabled {
+			kind = EventWebhookEnabled
+			d.signal()
+		}
+		d.observe(Event{Kind: kind, WebhookID: w.ID, Tenant: w.Tenant, Reason: reason})
+	}
+	return w, nil
 }
 
 // Deliveries lists deliveries matching q, oldest first.
@@ -299,6 +342,7 @@ func (d *Dispatcher) signal() {
 // payload is the data object of the default envelope, encoded once per
 // event.
 type payload struct {
+	EventID string         `json:"event_id"`
 	Table   string         `json:"table"`
 	Op      string         `json:"op"`
 	Key     string         `json:"key"`
@@ -347,6 +391,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
 				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
 			continue
 		}
 		if !ok {
@@ -404,7 +449,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)

@@ -81,9 +81,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // Shutdown stops claiming, waits for attempts in flight until ctx ends,
 // then cancels them and releases their leases so another dispatcher can
 // take the work at once, waits a short grace for hooks that ignore their
-// context, and returns ctx.Err(). A second call, or a call before Start,
-// does nothing.
+// context, and returns ctx.Err(). It also closes the idle connections of
+// the client herald built, so no keep-alive goroutine outlives it. A second
+// call does nothing more.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	defer d.closeIdle()
 	l := &d.life
 	l.mu.Lock()
 	if !l.started || l.stopping {
@@ -107,6 +109,14 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 		d.log.Error("herald: hooks still running after shutdown; they ignore their context")
 	}
 	return ctx.Err()
+}
+
+// closeIdle closes the idle keep-alive connections of the clients herald
+// built itself; a client the application supplied is the application's.
+func (d *Dispatcher) closeIdle() {
+	if d.cfg.ownClient {
+		d.client.CloseIdleConnections()
+	}
 }
 
 // claimLoop claims due messages while workers are free and hands each to

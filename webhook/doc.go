@@ -1,0 +1,130 @@
+// Package webhook turns record changes of an HR system into reliable,
+// signed webhook deliveries. It holds the [Dispatcher], the [Change] the
+// backend publishes, the [Webhook] definitions admins edit as data, and
+// the [Delivery] log.
+//
+// # Publishing
+//
+// The backend reports every record change with [Dispatcher.Publish] (or
+// [Dispatcher.PublishTx], inside the database transaction that changed the
+// record, with a store that supports it). Publish validates the change
+// (errors wrap [ErrInvalidChange]), assigns a UUIDv7 id when Change.ID is
+// empty, decides at once which webhooks match, and stores one delivery per
+// matching webhook before it returns. It returns the event id whether or
+// not anything matched. Publishing the same change id again (per tenant)
+// creates nothing and returns the same id, even if webhooks were
+// registered in between.
+//
+// # Matching
+//
+// A webhook matches a change when its Table equals the change's, its Ops
+// list the change's op, its Tenant is "" or the change's tenant, it is not
+// Disabled, and its When rule (package condition) passes. An expression
+// that fails at run time counts as "does not match" and is logged; Publish
+// does not fail for it.
+//
+// # What is read when
+//
+// Matching is decided at Publish. URL, method, headers, body mapping,
+// hooks and secret are read at each attempt, so an edit takes effect on
+// the next attempt. A disabled webhook gets no new deliveries and its
+// queued ones wait until it is enabled again. Deleting a webhook ends its
+// pending deliveries as Canceled. A webhook naming a hook this process has
+// not registered holds its deliveries (they wait, spending no attempt, and
+// the problem is logged); they are never sent untransformed.
+//
+// # Delivery guarantees
+//
+//   - At least once: a delivery row exists in the store before Publish
+//     returns. A crash at any point loses nothing: the leases of a dead
+//     worker expire and the work is claimed again. Receivers de-duplicate
+//     by the webhook-id header.
+//   - Per-record order: for one webhook, tenant and record key, a delivery
+//     is not attempted before the earlier ones (by the store's sequence,
+//     never by Change.Time) were delivered or given up. Other keys flow
+//     freely, so one stuck record never blocks the rest.
+//   - Retries on network errors, timeouts and any answer but 2xx, on an
+//     exponential schedule with jitter ([RetryPolicy]; by default 11
+//     attempts over about a day), honouring Retry-After on 429, 502, 503
+//     and 504 within a cap. MaxAttempts counts every attempt, the first
+//     included. After the last, the delivery is Dead, kept, and can be
+//     replayed.
+//   - A receiver stops the retries of one message by answering with the
+//     header "webhook-delivery: abort-message". An answer of 410 Gone
+//     disables the webhook (its message stays pending, waiting with the
+//     rest of the queue until the webhook is enabled).
+//
+// # Wire format
+//
+// The default body is a JSON envelope in the Standard Webhooks style:
+//
+//	{"id": "<event id>", "type": "employee.updated", "timestamp": "2026-03-02T09:00:00Z",
+//	 "data": {"table": "employee", "op": "UPDATE", "key": "E-1001",
+//	          "new": {...}, "old": {...}, "changed": ["department"],
+//	          "tenant": "acme", "context": {...}}}
+//
+// Type is "<table>.inserted", "<table>.updated" or "<table>.deleted". Every
+// request carries webhook-id (the body's id: for one record, the event id
+// Publish returned; the same on every retry), webhook-timestamp (unix
+// seconds of the attempt), webhook-signature ("v1,<base64>"; several,
+// space-separated, while more than one secret is live), Content-Type,
+// User-Agent "herald/<version>", then the webhook's own headers. The
+// signature covers "<webhook-id>.<webhook-timestamp>.<body>" and verifies
+// with the Standard Webhooks reference libraries and with package signer.
+//
+// # Batches
+//
+// A webhook with MaxBatch > 1 sends up to that many due records in one
+// request, always as "data": [ ... ] (even for one record) under a batch
+// id of its own; its type is the records' common type, or
+// "<table>.changed" when they differ. The members of a batch are fixed
+// when it is first claimed, so a retry resends the same records under the
+// same id, and one failed request fails them together. Each member keeps
+// its own [Delivery] with the BatchID. A batch may carry several records
+// of one key, in order. Form and GET bodies cannot batch.
+//
+// # Replay
+//
+// [Dispatcher.Replay] sends a finished delivery again, at once, with a
+// fresh attempt count. It leaves the record's order chain: it neither
+// waits for nor blocks other deliveries of its key, and travels alone,
+// under its event id (for a batching webhook, under its own delivery id as
+// a one-record batch). Replaying a pending delivery fails with
+// [ErrPending].
+//
+// # Workers and shutdown
+//
+// [Dispatcher.Start] launches the workers and returns. They claim due
+// messages in batches under a lease, woken by Publish in this process, by
+// the store's notifications where it has them, and by a poll every
+// Config.PollInterval. [Dispatcher.Shutdown] stops claiming, waits for the
+// attempts in flight until its context ends, then cancels them, releases
+// their leases so another dispatcher can take the work at once, waits a
+// short grace for hooks that ignore their context, and returns ctx.Err().
+// Cancelling the context given to Start is a hard stop. Tests and
+// programs without workers can call [Dispatcher.ProcessDue] instead.
+//
+// # Errors
+//
+// Configuration mistakes fail at [New] or [Dispatcher.Register], never at
+// send time: errors wrap [ErrInvalidWebhook] and name every problem found.
+// [ErrNotFound] and [ErrPending] work with errors.Is; a failed attempt is
+// described by a [DeliveryError].
+//
+// # Security
+//
+// Secrets, header values, URL user info and query values never appear in
+// logs, errors or String output. The default transport resolves each host
+// itself and connects only to addresses it checked, so DNS rebinding does
+// not pass. It refuses loopback, private, shared, link-local, multicast,
+// reserved and documentation addresses, their IPv4-mapped, NAT64 and 6to4
+// forms, and ports other than 80, 443 and Config.AllowedPorts.
+// Config.AllowedNetworks opens chosen prefixes; Config.AllowPrivateNetworks
+// opens every address and port. Cloud metadata endpoints stay refused
+// whatever the configuration. Refusals wrap [ErrBlockedDestination] and
+// happen before any connection; [Dispatcher.Register] applies the same
+// rules to IP literals, names and ports. Redirects are not followed;
+// proxies come only from Config.Proxy; every attempt has a timeout and
+// reads at most Config.MaxResponseBytes. [Classify] documents what each
+// answer means.
+package webhook

@@ -1,0 +1,5 @@
+package webhooktest_test
+
+import "runtime"
+
+func runtimeGoexit() { runtime.Goexit() }
