@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -42,6 +43,9 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 		return r, true
 	case w.Disabled:
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
+		return r, true
+	case erased(m):
+		r.Outcome, r.Error = store.OutcomeCanceled, store.ErasedReason
 		return r, true
 	}
 	out := d.attempt(ctx, w, m, now)
@@ -165,7 +169,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := w.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(sendTrace(actx)))
 	err = redactURLError(err)
 	var body []byte
 	var header http.Header
@@ -176,6 +180,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		att.StatusCode = resp.StatusCode
 	}
 	att.Latency = time.Since(start)
+	failpoint.Hit("attempt.answered")
 	att.ResponseBody = snippet(body)
 	v := verdictFor(att.StatusCode, header, err)
 	var res store.Result

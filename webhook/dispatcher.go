@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -405,11 +406,13 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 			CreatedAt:   now,
 		})
 	}
+	failpoint.Hit("publish.before-enqueue")
 	if tx != nil {
 		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
 	} else {
 		_, err = d.store.Enqueue(ctx, ev, ds)
 	}
+	failpoint.Hit("publish.after-enqueue")
 	if err != nil {
 		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
 	}
