@@ -16,12 +16,18 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/heraldhr/herald/internal/crashtest"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/sqlite"
 	"github.com/heraldhr/herald/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	crashtest.Child(func(ctx context.Context, path string) (store.Store, error) {
+		return sqlite.Open(ctx, path, sqlite.Options{})
+	})
+	goleak.VerifyTestMain(m)
+}
 
 // open returns a store on a new file in the test's temporary directory.
 func open(t testing.TB) (*sqlite.Store, string) {
