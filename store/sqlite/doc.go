@@ -20,18 +20,21 @@
 // that changes them, so the change and its webhooks commit or roll back
 // together:
 //
-//	db, _ := sqlite.OpenDB("/var/lib/hr/herald.db") // your own *sql.DB
-//	tx, _ := db.BeginTx(ctx, nil)
-//	// ... UPDATE employee SET department = ... ...
-//	_, err := d.PublishTx(ctx, sqlite.Tx(tx), change)
-//	// ...
+//	tx, err := st.BeginTx(ctx, nil) // on the store's writer connection
+//	if err != nil { ... }
+//	defer tx.Rollback()
+//	// ... tx.ExecContext(ctx, "UPDATE employee SET department = ? WHERE id = ?", ...) ...
+//	if _, err := d.PublishTx(ctx, sqlite.Tx(tx), change); err != nil { ... }
 //	err = tx.Commit()
 //
-// A transaction on another file, or of another store, is refused with an
-// error wrapping store.ErrForeignTx. Publishing the same change id again in
-// a transaction does not fail it (the event is inserted with ON CONFLICT DO
-// NOTHING). Deliveries published this way wake the workers within
-// Options.WatchInterval of the commit.
+// A transaction of your own *sql.DB on the same file (OpenDB gives one
+// with the store's settings) works too, at the cost of a file check and
+// unprepared statements per publish. A transaction on another file, or of
+// another store, is refused with an error wrapping store.ErrForeignTx.
+// Publishing the same change id again in a transaction does not fail it
+// (the event is inserted with ON CONFLICT DO NOTHING). Deliveries
+// published this way wake the workers within Options.WatchInterval of the
+// commit.
 //
 // # Durability and concurrency
 //

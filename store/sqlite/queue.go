@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"weak"
 
 	"github.com/google/uuid"
 
@@ -57,9 +60,11 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 }
 
 // EnqueueTx stores an event and its deliveries inside the caller's
-// transaction, made with Tx on a *sql.DB of the store's file. On an error
-// the transaction holds none of the event's rows; roll it back anyway if
-// the change must not happen without its webhooks.
+// transaction: one begun with BeginTx (the fast path: its statements are
+// prepared once), or one of another *sql.DB on the store's file (each call
+// then checks the file and parses its statements). On an error the
+// transaction holds none of the event's rows; roll it back anyway if the
+// change must not happen without its webhooks.
 func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []store.Delivery) (bool, error) {
 	v, err := t.Unwrap(owner)
 	if err != nil {
@@ -69,15 +74,18 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	if !ok || tx == nil {
 		return false, fmt.Errorf("%w: not a *sql.Tx", store.ErrForeignTx)
 	}
+	if err := checkEnqueue(e, ds); err != nil {
+		return false, err
+	}
+	if _, own := s.own.Load(weak.Make(tx)); own {
+		return s.enqueue(ctx, tx, true, e, ds)
+	}
 	var file string
 	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
 		return false, fmt.Errorf("sqlite: %w", err)
 	}
 	if file != s.file {
 		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
-	}
-	if err := checkEnqueue(e, ds); err != nil {
-		return false, err
 	}
 	return s.enqueue(ctx, tx, false, e, ds)
 }
@@ -94,9 +102,9 @@ func checkEnqueue(e store.Event, ds []store.Delivery) error {
 	return nil
 }
 
-// enqueue writes the rows in tx: with prepared statements when tx is the
-// store's own, else with plain ones (a caller's transaction is on another
-// *sql.DB).
+// enqueue writes the rows in tx: with prepared statements when tx is on
+// the store's writer connection, else with plain ones (a transaction of
+// another *sql.DB).
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event, ds []store.Delivery) (bool, error) {
 	run := func(q string, args ...any) (sql.Result, error) {
 		if own {
@@ -133,7 +141,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds
 				// none of them.
-				undo := context.WithoutCancel(ctx)
+				undo := context.WithoutCancel(ctx) // the caller's transaction outlives this call
 				_, err2 := tx.ExecContext(undo, `DELETE FROM herald_deliveries WHERE event_id = ? AND tenant = ?`, e.ID, e.Tenant)
 				_, err3 := tx.ExecContext(undo, `DELETE FROM herald_events WHERE tenant = ? AND id = ?`, e.Tenant, e.ID)
 				err = errors.Join(err, err2, err3)
@@ -165,8 +173,13 @@ const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
 	ORDER BY d.seq LIMIT ?5`
 
-// setLeases takes [[seq, lease, batch_id, head], ...].
-const setLeases = `UPDATE herald_deliveries SET lease = j.value ->> 1, lease_until = ?2, batch_id = j.value ->> 2, head = j.value ->> 3
+// setLeases leases the rows in ?3 under the claim id ?1. It writes no
+// indexed column, so a claim costs no index update.
+const setLeases = `UPDATE herald_deliveries SET lease = ?1, lease_until = ?2 WHERE seq IN (SELECT value FROM json_each(?3))`
+
+// fixBatches takes [[seq, batch_id, head], ...] for the rows of batches
+// gathered by this claim.
+const fixBatches = `UPDATE herald_deliveries SET batch_id = j.value ->> 1, head = j.value ->> 2
 	FROM json_each(?1) AS j WHERE herald_deliveries.seq = j.value ->> 0`
 
 // Claim leases up to c.Limit due messages, taking turns across webhooks:
@@ -220,8 +233,10 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 		}
 	}
 	var out []store.Message
-	var leases [][]any
+	var leased []int64
+	var batches [][]any
 	taken := map[int64]bool{}
+	claim := uuid.NewString()
 	for len(out) < c.Limit {
 		took := false
 		for i := range queues {
@@ -234,10 +249,14 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 			if err != nil {
 				return nil, err
 			}
-			lease := uuid.NewString()
+			lease := strconv.FormatInt(members[0].d.Seq, 10) + "." + claim
+			fresh := head.d.BatchID == "" && members[0].d.BatchID != ""
 			for j, m := range members {
 				taken[m.d.Seq] = true
-				leases = append(leases, []any{m.d.Seq, lease, m.d.BatchID, j == 0})
+				leased = append(leased, m.d.Seq)
+				if fresh {
+					batches = append(batches, []any{m.d.Seq, m.d.BatchID, j == 0})
+				}
 			}
 			out = append(out, message(members, lease))
 			took = true
@@ -246,8 +265,13 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 			break
 		}
 	}
-	if len(leases) > 0 {
-		if _, err := s.exec(ctx, tx, setLeases, jsonArg(leases), nanos(c.Now.Add(c.Lease))); err != nil {
+	if len(leased) > 0 {
+		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), jsonArg(leased)); err != nil {
+			return nil, err
+		}
+	}
+	if len(batches) > 0 {
+		if _, err := s.exec(ctx, tx, fixBatches, jsonArg(batches)); err != nil {
 			return nil, err
 		}
 	}
@@ -360,16 +384,43 @@ func jsonArg(v any) string {
 	return string(b)
 }
 
-const leasedRows = `SELECT seq, lease, batch_id, event_id, attempts, last_error, last_code, next_attempt,
-		webhook_id, tenant, record_key, replayed
-	FROM herald_deliveries WHERE lease IN (SELECT value FROM json_each(?)) AND status = 'pending' ORDER BY seq`
+// A lease token is "<seq>.<claim id>": seq is the message's first row
+// when it was claimed, which leads to the message's rows without an index
+// on lease, and the rows hold the claim id (one per Claim call). The
+// token names one message; the claim id alone tells whether the rows are
+// still held by that claim.
+type token struct {
+	raw   string
+	seq   int64
+	claim string
+}
 
-// applyOutcomes takes [[seq, status, attempts, last_error, last_code,
-// next_attempt, updated_at], ...]; a finished row stops being a head.
-const applyOutcomes = `UPDATE herald_deliveries SET status = j.value ->> 1, attempts = j.value ->> 2,
-		last_error = j.value ->> 3, last_code = j.value ->> 4, next_attempt = j.value ->> 5, updated_at = j.value ->> 6,
-		head = CASE WHEN j.value ->> 1 = 'pending' THEN head ELSE 0 END, lease = NULL, lease_until = 0
-	FROM json_each(?) AS j WHERE herald_deliveries.seq = j.value ->> 0`
+func parseLease(lease string) (token, bool) {
+	num, claim, ok := strings.Cut(lease, ".")
+	seq, err := strconv.ParseInt(num, 10, 64)
+	return token{raw: lease, seq: seq, claim: claim}, ok && err == nil && claim != ""
+}
+
+const leasedCols = `seq, coalesce(lease, ''), batch_id, event_id, status, attempts, webhook_id, tenant, record_key, replayed, has_next`
+
+// leaseHeads reads the rows the lease tokens name; leaseBatches the
+// pending rows of the batches among them.
+const (
+	leaseHeads   = `SELECT ` + leasedCols + ` FROM herald_deliveries WHERE seq IN (SELECT value FROM json_each(?))`
+	leaseBatches = `SELECT ` + leasedCols + ` FROM herald_deliveries
+		WHERE batch_id IN (SELECT value FROM json_each(?)) AND status = 'pending' ORDER BY seq`
+)
+
+// applyOutcome records one kind of outcome for the rows in ?1: most
+// acknowledgements in a call are alike (delivered, at the same moment), so
+// they share one statement. A finished row stops being a head.
+const applyOutcome = `UPDATE herald_deliveries SET status = ?2, attempts = attempts + ?3,
+		last_error = CASE WHEN ?4 THEN ?5 ELSE last_error END,
+		last_code = CASE WHEN ?3 THEN ?6 ELSE last_code END,
+		next_attempt = CASE WHEN ?2 = 'pending' THEN ?7 ELSE next_attempt END,
+		head = CASE WHEN ?2 = 'pending' THEN head ELSE 0 END,
+		updated_at = ?8, lease = NULL, lease_until = 0
+	WHERE seq IN (SELECT value FROM json_each(?1))`
 
 // insertAttempts takes [[delivery_seq, number, message_id, at,
 // status_code, latency, {headers}, response_body, error, version], ...].
@@ -391,14 +442,14 @@ const promoteHeads = `UPDATE herald_deliveries SET head = 1
 	AND head = 0 AND batch_id = ''`
 
 type leasedRow struct {
-	seq                int64
-	lease, batch, ev   string
-	attempts, lastCode int
-	lastError          string
-	next               int64
-	webhook, tenant    string
-	key                string
-	replayed           bool
+	seq             int64
+	lease, batch    string
+	ev, status      string
+	attempts        int
+	webhook, tenant string
+	key             string
+	replayed        bool
+	hasNext         bool // a later row of its chain waits
 }
 
 func (r leasedRow) messageID() string {
@@ -423,6 +474,18 @@ func statusOf(o store.Outcome) store.Status {
 	return store.Dead
 }
 
+// change is what applyOutcome sets; results that set the same share a
+// statement.
+type change struct {
+	status   store.Status
+	attempt  int // 1 when an attempt is counted
+	setError bool
+	lastErr  string
+	code     int
+	next     int64
+	now      int64
+}
+
 // Ack records outcomes, all in one transaction.
 func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	if err := ctx.Err(); err != nil {
@@ -442,7 +505,9 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		if err != nil {
 			return err
 		}
-		var updates, attempts, chains [][]any
+		groups := map[change][]int64{}
+		var order []change
+		var attempts, chains [][]any
 		seen := map[[3]string]bool{}
 		for _, r := range rs {
 			ms := byLease[r.Lease]
@@ -451,35 +516,43 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 				continue
 			}
 			delete(byLease, r.Lease) // a second result for the lease finds it gone
-			status := statusOf(r.Outcome)
+			c := change{status: statusOf(r.Outcome), now: nanos(r.Now)}
+			if c.status == store.Pending {
+				c.next = nanos(r.NextAttempt)
+			}
+			if a := r.Attempt; a != nil {
+				c.attempt, c.setError, c.lastErr, c.code = 1, true, a.Error, a.StatusCode
+			} else if r.Error != "" {
+				c.setError, c.lastErr = true, r.Error
+			}
+			if _, ok := groups[c]; !ok {
+				order = append(order, c)
+			}
 			for _, m := range ms {
-				n, lastErr, lastCode, next := m.attempts, m.lastError, m.lastCode, m.next
+				groups[c] = append(groups[c], m.seq)
 				if a := r.Attempt; a != nil {
-					n++
-					attempts = append(attempts, []any{m.seq, n, a.MessageID, nanos(a.At), a.StatusCode, int64(a.Latency),
-						a.RequestHeaders, a.ResponseBody, a.Error, a.WebhookVersion})
-					lastErr, lastCode = a.Error, a.StatusCode
-				} else if r.Error != "" {
-					lastErr = r.Error
+					attempts = append(attempts, []any{m.seq, m.attempts + 1, a.MessageID, nanos(a.At), a.StatusCode,
+						int64(a.Latency), a.RequestHeaders, a.ResponseBody, a.Error, a.WebhookVersion})
 				}
-				if status == store.Pending {
-					next = nanos(r.NextAttempt)
-				}
-				updates = append(updates, []any{m.seq, string(status), n, lastErr, lastCode, next, nanos(r.Now)})
-				if k := [3]string{m.webhook, m.tenant, m.key}; status != store.Pending && !m.replayed && !seen[k] {
+				if k := [3]string{m.webhook, m.tenant, m.key}; c.status != store.Pending && m.hasNext && !seen[k] {
 					seen[k] = true
 					chains = append(chains, []any{m.webhook, m.tenant, m.key})
 				}
 			}
 		}
-		for _, step := range []struct {
-			q    string
-			rows [][]any
-		}{{applyOutcomes, updates}, {insertAttempts, attempts}, {promoteHeads, chains}} {
-			if len(step.rows) == 0 {
-				continue
+		for _, c := range order {
+			if _, err := s.exec(ctx, tx, applyOutcome, jsonArg(groups[c]), string(c.status), c.attempt, c.setError,
+				c.lastErr, c.code, c.next, c.now); err != nil {
+				return err
 			}
-			if _, err := s.exec(ctx, tx, step.q, jsonArg(step.rows)); err != nil {
+		}
+		if len(attempts) > 0 {
+			if _, err := s.exec(ctx, tx, insertAttempts, jsonArg(attempts)); err != nil {
+				return err
+			}
+		}
+		if len(chains) > 0 {
+			if _, err := s.exec(ctx, tx, promoteHeads, jsonArg(chains)); err != nil {
 				return err
 			}
 		}
@@ -494,21 +567,70 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	return nil
 }
 
-// leased returns the pending rows held under each of the leases.
+// leased returns, by lease token, the pending rows each message still
+// holds under its lease.
 func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[string][]leasedRow, error) {
-	rows, err := s.query(ctx, tx, leasedRows, jsonArg(leases))
+	bySeq := map[int64][]token{}
+	var seqs []int64
+	for _, l := range leases {
+		if t, ok := parseLease(l); ok {
+			bySeq[t.seq] = append(bySeq[t.seq], t)
+			seqs = append(seqs, t.seq)
+		}
+	}
+	out := map[string][]leasedRow{}
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	heads, err := s.leasedRows(ctx, tx, leaseHeads, jsonArg(seqs))
+	if err != nil {
+		return nil, err
+	}
+	byBatch := map[string][]token{}
+	var batches []string
+	for _, r := range heads {
+		for _, t := range bySeq[r.seq] {
+			switch {
+			case r.batch != "":
+				if len(byBatch[r.batch]) == 0 {
+					batches = append(batches, r.batch)
+				}
+				byBatch[r.batch] = append(byBatch[r.batch], t)
+			case r.status == string(store.Pending) && r.lease == t.claim:
+				out[t.raw] = append(out[t.raw], r)
+			}
+		}
+	}
+	if len(batches) > 0 {
+		members, err := s.leasedRows(ctx, tx, leaseBatches, jsonArg(batches))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range members {
+			for _, t := range byBatch[r.batch] {
+				if r.lease == t.claim {
+					out[t.raw] = append(out[t.raw], r)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) leasedRows(ctx context.Context, tx *sql.Tx, q string, arg string) ([]leasedRow, error) {
+	rows, err := s.query(ctx, tx, q, arg)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string][]leasedRow{}
+	var out []leasedRow
 	for rows.Next() {
 		var r leasedRow
-		if err := rows.Scan(&r.seq, &r.lease, &r.batch, &r.ev, &r.attempts, &r.lastError, &r.lastCode, &r.next,
-			&r.webhook, &r.tenant, &r.key, &r.replayed); err != nil {
+		if err := rows.Scan(&r.seq, &r.lease, &r.batch, &r.ev, &r.status, &r.attempts, &r.webhook, &r.tenant, &r.key,
+			&r.replayed, &r.hasNext); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
-		out[r.lease] = append(out[r.lease], r)
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -525,9 +647,20 @@ func (s *Store) Release(ctx context.Context, leases []string) error {
 		return nil
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `UPDATE herald_deliveries SET lease = NULL, lease_until = 0
-			WHERE lease IN (SELECT value FROM json_each(?)) AND status = 'pending'`, jsonArg(leases))
-		return err
+		for _, l := range leases {
+			t, ok := parseLease(l)
+			if !ok {
+				continue
+			}
+			// The message's rows: the one the token names, or its batch.
+			if _, err := s.exec(ctx, tx, `UPDATE herald_deliveries SET lease = NULL, lease_until = 0
+				WHERE status = 'pending' AND lease = ?2
+					AND (seq = ?1 OR batch_id = (SELECT batch_id FROM herald_deliveries WHERE seq = ?1 AND batch_id != ''))`,
+				t.seq, t.claim); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -562,7 +695,7 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 			return fmt.Errorf("delivery %q: its webhook was deleted: %w", id, store.ErrNotFound)
 		}
 		_, err = s.exec(ctx, tx, `UPDATE herald_deliveries SET status = 'pending', attempts = 0, replayed = 1, head = 1,
-				next_attempt = ?2, updated_at = ?2, lease = NULL, lease_until = 0, scrubbed = 0,
+				next_attempt = ?2, updated_at = ?2, lease = NULL, lease_until = 0, scrubbed = 0, has_next = 0,
 				batch_id = CASE WHEN max_batch > 1 THEN id ELSE '' END
 			WHERE id = ?1`, id, nanos(now))
 		return err

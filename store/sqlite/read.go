@@ -15,8 +15,9 @@ import (
 const deliveryCols = `d.seq, d.id, d.event_id, d.webhook_id, d.tenant, d.record_key, d.max_batch, d.status, d.attempts,
 	d.next_attempt, d.last_error, d.last_code, d.batch_id, d.replayed, d.created_at, d.updated_at`
 
-// eventCols are the columns scanEvent reads, from table alias e.
-const eventCols = `e.id, e.tenant, e.table_name, e.op, e.record_key, e.time, e.payload, e.created_at`
+// eventCols are the columns eventDest reads, from table alias e, joined to
+// its delivery d: the event's id, tenant and key are the delivery's.
+const eventCols = `e.table_name, e.op, e.time, e.payload, e.created_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -33,11 +34,12 @@ func deliveryDest(d *store.Delivery) ([]any, func()) {
 	}
 }
 
-func eventDest(e *store.Event) ([]any, func()) {
+func eventDest(e *store.Event, d *store.Delivery) ([]any, func()) {
 	var at, created int64
 	var payload []byte
-	dest := []any{&e.ID, &e.Tenant, &e.Table, &e.Op, &e.Key, &at, &payload, &created}
+	dest := []any{&e.Table, &e.Op, &at, &payload, &created}
 	return dest, func() {
+		e.ID, e.Tenant, e.Key = d.EventID, d.Tenant, d.Key
 		e.Time, e.CreatedAt = fromNanos(at), fromNanos(created)
 		if payload != nil {
 			e.Payload = json.RawMessage(payload)
@@ -58,7 +60,7 @@ func scanItems(rows *sql.Rows) ([]item, error) {
 	for rows.Next() {
 		var it item
 		dd, dfin := deliveryDest(&it.d)
-		ed, efin := eventDest(&it.e)
+		ed, efin := eventDest(&it.e, &it.d)
 		if err := rows.Scan(append(dd, ed...)...); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}

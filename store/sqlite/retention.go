@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/heraldhr/herald/store"
@@ -14,66 +16,27 @@ import (
 // p.BatchSize deliveries (with their attempts) or events each. Between two
 // transactions the writer connection is free, so workers claiming and
 // acknowledging wait for one batch at most.
+//
+// No index serves retention (every index would cost each acknowledgement
+// an update): Purge reads the deliveries in order of sequence from the
+// read pool, holding no lock, up to the first one created after the
+// latest cutoff, and deletes or scrubs what it found in batches, checking
+// each row again as it does. A delivery created out of order is reached
+// by a later purge.
 func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (store.PurgeResult, error) {
 	batch := p.BatchSize
 	if batch <= 0 {
 		batch = store.DefaultPurgeBatch
 	}
 	var res store.PurgeResult
-	step := func(fn func(tx *sql.Tx) (int, error)) error {
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var n int
-			if err := s.write(ctx, func(tx *sql.Tx) error {
-				var err error
-				n, err = fn(tx)
-				return err
-			}); err != nil {
-				return err
-			}
-			if n < batch {
-				return nil
-			}
-		}
-	}
-	groups := []struct {
-		statuses []store.Status
-		age      time.Duration
-	}{
-		{[]store.Status{store.Delivered, store.Skipped}, p.Delivered},
-		{[]store.Status{store.Dead, store.Canceled}, p.Dead},
-	}
-	// Expired deliveries and their attempts.
-	for _, g := range groups {
-		if g.age <= 0 {
-			continue
-		}
-		for _, st := range g.statuses {
-			cut := nanos(now.Add(-g.age))
-			err := step(func(tx *sql.Tx) (int, error) {
-				return s.purgeDeliveries(ctx, tx, st, cut, batch, &res)
-			})
-			if err != nil {
-				return res, err
-			}
-		}
-	}
-	// Bodies and payloads of deliveries finished long enough ago.
-	if p.Payloads > 0 {
-		cut := nanos(now.Add(-p.Payloads))
-		for _, st := range []store.Status{store.Delivered, store.Skipped, store.Dead, store.Canceled} {
-			err := step(func(tx *sql.Tx) (int, error) {
-				return s.scrub(ctx, tx, st, cut, batch, &res)
-			})
-			if err != nil {
-				return res, err
-			}
+	c := cutoffs{delivered: cutoff(now, p.Delivered), dead: cutoff(now, p.Dead), payloads: cutoff(now, p.Payloads)}
+	if horizon := max(c.delivered, c.dead, c.payloads); horizon > math.MinInt64 {
+		if err := s.purgeDeliveries(ctx, c, horizon, batch, &res); err != nil {
+			return res, err
 		}
 	}
 	// Payloads no delivery refers to: nothing can send them again.
-	err := step(func(tx *sql.Tx) (int, error) {
+	err := s.repeat(ctx, batch, func(tx *sql.Tx) (int, error) {
 		r, err := s.exec(ctx, tx, `UPDATE herald_events SET payload = NULL WHERE rowid IN (
 			SELECT rowid FROM herald_events WHERE live = 0 AND payload IS NOT NULL LIMIT ?)`, batch)
 		if err != nil {
@@ -86,9 +49,8 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 		return res, err
 	}
 	// Event keys past their idempotency window.
-	if p.Events > 0 {
-		cut := nanos(now.Add(-p.Events))
-		err := step(func(tx *sql.Tx) (int, error) {
+	if cut := cutoff(now, p.Events); cut > math.MinInt64 {
+		err := s.repeat(ctx, batch, func(tx *sql.Tx) (int, error) {
 			r, err := s.exec(ctx, tx, `DELETE FROM herald_events WHERE rowid IN (
 				SELECT rowid FROM herald_events WHERE live = 0 AND created_at < ? LIMIT ?)`, cut, batch)
 			if err != nil {
@@ -104,57 +66,145 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 	return res, nil
 }
 
-// purgeDeliveries deletes up to batch deliveries of status st finished
-// before cut, with their attempts, and counts them off their events.
-func (s *Store) purgeDeliveries(ctx context.Context, tx *sql.Tx, st store.Status, cut int64, batch int, res *store.PurgeResult) (int, error) {
-	rows, err := s.query(ctx, tx, `SELECT seq, tenant, event_id FROM herald_deliveries
-		WHERE status = ? AND scrubbed IN (0, 1) AND updated_at < ? LIMIT ?`, string(st), cut, batch)
-	if err != nil {
-		return 0, err
+// cutoffs are unix nanoseconds before which a finished delivery expired;
+// math.MinInt64 keeps.
+type cutoffs struct{ delivered, dead, payloads int64 }
+
+func cutoff(now time.Time, age time.Duration) int64 {
+	if age <= 0 {
+		return math.MinInt64
 	}
-	seqs, events, err := scanSeqEvents(rows)
-	if err != nil || len(seqs) == 0 {
-		return 0, err
+	return nanos(now.Add(-age))
+}
+
+// repeat runs fn in write transactions until it handles fewer than batch
+// rows.
+func (s *Store) repeat(ctx context.Context, batch int, fn func(tx *sql.Tx) (int, error)) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var n int
+		if err := s.write(ctx, func(tx *sql.Tx) error {
+			var err error
+			n, err = fn(tx)
+			return err
+		}); err != nil {
+			return err
+		}
+		if n < batch {
+			return nil
+		}
 	}
-	r, err := s.exec(ctx, tx, `DELETE FROM herald_attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))`, jsonArg(seqs))
+}
+
+func (s *Store) purgeDeliveries(ctx context.Context, c cutoffs, horizon int64, batch int, res *store.PurgeResult) error {
+	var after int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT seq, status, updated_at, scrubbed, created_at FROM herald_deliveries
+			WHERE seq > ? ORDER BY seq LIMIT ?`, after, 4*batch)
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		var expired, old []int64
+		n, done := 0, false
+		for rows.Next() {
+			var seq, updated, created int64
+			var status string
+			var scrubbed bool
+			if err := rows.Scan(&seq, &status, &updated, &scrubbed, &created); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			n++
+			if created >= horizon {
+				done = true
+				break
+			}
+			after = seq
+			switch store.Status(status) {
+			case store.Pending:
+			case store.Delivered, store.Skipped:
+				if updated < c.delivered {
+					expired = append(expired, seq)
+				} else if !scrubbed && updated < c.payloads {
+					old = append(old, seq)
+				}
+			default:
+				if updated < c.dead {
+					expired = append(expired, seq)
+				} else if !scrubbed && updated < c.payloads {
+					old = append(old, seq)
+				}
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		for part := range slices.Chunk(expired, batch) {
+			if err := s.write(ctx, func(tx *sql.Tx) error { return s.deleteDeliveries(ctx, tx, part, c, res) }); err != nil {
+				return err
+			}
+		}
+		for part := range slices.Chunk(old, batch) {
+			if err := s.write(ctx, func(tx *sql.Tx) error { return s.scrub(ctx, tx, part, c, res) }); err != nil {
+				return err
+			}
+		}
+		if done || n < 4*batch {
+			return nil
+		}
+	}
+}
+
+// deleteDeliveries deletes the given deliveries that are still expired,
+// with their attempts, and counts them off their events.
+func (s *Store) deleteDeliveries(ctx context.Context, tx *sql.Tx, seqs []int64, c cutoffs, res *store.PurgeResult) error {
+	rows, err := s.query(ctx, tx, `DELETE FROM herald_deliveries WHERE seq IN (SELECT value FROM json_each(?1))
+			AND ((status IN ('delivered', 'skipped') AND updated_at < ?2) OR (status IN ('dead', 'canceled') AND updated_at < ?3))
+		RETURNING seq, tenant, event_id`, jsonArg(seqs), c.delivered, c.dead)
 	if err != nil {
-		return 0, err
+		return err
+	}
+	gone, events, err := scanSeqEvents(rows)
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	r, err := s.exec(ctx, tx, `DELETE FROM herald_attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))`, jsonArg(gone))
+	if err != nil {
+		return err
 	}
 	res.Attempts += affected(r)
-	if _, err := s.exec(ctx, tx, `DELETE FROM herald_deliveries WHERE seq IN (SELECT value FROM json_each(?))`, jsonArg(seqs)); err != nil {
-		return 0, err
-	}
-	res.Deliveries += len(seqs)
+	res.Deliveries += len(gone)
 	var counts [][]any
 	for k, n := range events {
 		counts = append(counts, []any{k[0], k[1], n})
 	}
-	if _, err := s.exec(ctx, tx, `UPDATE herald_events SET live = live - (j.value ->> 2)
-		FROM json_each(?) AS j WHERE herald_events.tenant = j.value ->> 0 AND herald_events.id = j.value ->> 1`, jsonArg(counts)); err != nil {
-		return 0, err
-	}
-	return len(seqs), nil
+	_, err = s.exec(ctx, tx, `UPDATE herald_events SET live = live - (j.value ->> 2)
+		FROM json_each(?) AS j WHERE herald_events.tenant = j.value ->> 0 AND herald_events.id = j.value ->> 1`, jsonArg(counts))
+	return err
 }
 
-// scrub drops the attempt bodies of up to batch deliveries of status st
-// finished before cut, and the payloads of their events once every
+// scrub drops the attempt bodies of the given deliveries that are still
+// finished long enough ago, and the payloads of their events once every
 // delivery of the event is scrubbed.
-func (s *Store) scrub(ctx context.Context, tx *sql.Tx, st store.Status, cut int64, batch int, res *store.PurgeResult) (int, error) {
-	rows, err := s.query(ctx, tx, `SELECT seq, tenant, event_id FROM herald_deliveries
-		WHERE status = ? AND scrubbed = 0 AND updated_at < ? LIMIT ?`, string(st), cut, batch)
+func (s *Store) scrub(ctx context.Context, tx *sql.Tx, seqs []int64, c cutoffs, res *store.PurgeResult) error {
+	rows, err := s.query(ctx, tx, `UPDATE herald_deliveries SET scrubbed = 1 WHERE seq IN (SELECT value FROM json_each(?1))
+			AND status != 'pending' AND scrubbed = 0 AND updated_at < ?2
+		RETURNING seq, tenant, event_id`, jsonArg(seqs), c.payloads)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	seqs, events, err := scanSeqEvents(rows)
-	if err != nil || len(seqs) == 0 {
-		return 0, err
+	done, events, err := scanSeqEvents(rows)
+	if err != nil || len(done) == 0 {
+		return err
 	}
 	if _, err := s.exec(ctx, tx, `UPDATE herald_attempts SET response_body = ''
-		WHERE delivery_seq IN (SELECT value FROM json_each(?)) AND response_body != ''`, jsonArg(seqs)); err != nil {
-		return 0, err
-	}
-	if _, err := s.exec(ctx, tx, `UPDATE herald_deliveries SET scrubbed = 1 WHERE seq IN (SELECT value FROM json_each(?))`, jsonArg(seqs)); err != nil {
-		return 0, err
+		WHERE delivery_seq IN (SELECT value FROM json_each(?)) AND response_body != ''`, jsonArg(done)); err != nil {
+		return err
 	}
 	var keys [][]any
 	for k := range events {
@@ -165,29 +215,10 @@ func (s *Store) scrub(ctx context.Context, tx *sql.Tx, st store.Status, cut int6
 		AND NOT EXISTS (SELECT 1 FROM herald_deliveries d
 			WHERE d.event_id = herald_events.id AND d.tenant = herald_events.tenant AND d.scrubbed = 0)`, jsonArg(keys))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	res.Payloads += affected(r)
-	return len(seqs), nil
-}
-
-func scanSeqEvents(rows *sql.Rows) ([]int64, map[[2]string]int, error) {
-	defer rows.Close()
-	var seqs []int64
-	events := map[[2]string]int{}
-	for rows.Next() {
-		var seq int64
-		var tenant, ev string
-		if err := rows.Scan(&seq, &tenant, &ev); err != nil {
-			return nil, nil, fmt.Errorf("sqlite: %w", err)
-		}
-		seqs = append(seqs, seq)
-		events[[2]string{tenant, ev}]++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return seqs, events, nil
+	return nil
 }
 
 // Erase erases the payloads and attempt bodies of the selected events and
@@ -213,6 +244,8 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 	if err != nil {
 		return res, err
 	}
+	// The selected events are found from the read pool, in pages by id,
+	// holding no lock; each page is erased in a write transaction.
 	selectEvents := `SELECT id FROM herald_events WHERE tenant = ?1 AND id > ?4 AND rowid <= ?5 ORDER BY id LIMIT ?6`
 	if e.Key != "" {
 		selectEvents = `SELECT id FROM herald_events
@@ -223,28 +256,27 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		var n int
-		err := s.write(ctx, func(tx *sql.Tx) error {
-			rows, err := s.query(ctx, tx, selectEvents, e.Tenant, e.Table, e.Key, after, last, store.DefaultPurgeBatch)
-			if err != nil {
-				return err
+		rows, err := s.r.QueryContext(ctx, selectEvents, e.Tenant, e.Table, e.Key, after, last, store.DefaultPurgeBatch)
+		if err != nil {
+			return res, fmt.Errorf("sqlite: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("sqlite: %w", err)
 			}
-			var ids []string
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return fmt.Errorf("sqlite: %w", err)
-				}
-				ids = append(ids, id)
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-				return fmt.Errorf("sqlite: %w", err)
-			}
-			if n = len(ids); n == 0 {
-				return nil
-			}
-			after = ids[n-1]
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return res, fmt.Errorf("sqlite: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		err = s.write(ctx, func(tx *sql.Tx) error {
 			r, err := s.exec(ctx, tx, `UPDATE herald_attempts SET response_body = ''
 				WHERE response_body != '' AND delivery_seq IN (SELECT seq FROM herald_deliveries
 					WHERE event_id IN (SELECT value FROM json_each(?2)) AND tenant = ?1)`, e.Tenant, jsonArg(ids))
@@ -263,7 +295,7 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 		if err != nil {
 			return res, err
 		}
-		if n < store.DefaultPurgeBatch {
+		if len(ids) < store.DefaultPurgeBatch {
 			break
 		}
 	}
@@ -344,4 +376,25 @@ func (s *Store) cancelErased(ctx context.Context, tx *sql.Tx, e store.Erasure, n
 		}
 	}
 	return canceled, nil
+}
+
+// scanSeqEvents reads rows of (seq, tenant, event_id) and counts them per
+// event.
+func scanSeqEvents(rows *sql.Rows) ([]int64, map[[2]string]int, error) {
+	defer rows.Close()
+	var seqs []int64
+	events := map[[2]string]int{}
+	for rows.Next() {
+		var seq int64
+		var tenant, ev string
+		if err := rows.Scan(&seq, &tenant, &ev); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: %w", err)
+		}
+		seqs = append(seqs, seq)
+		events[[2]string{tenant, ev}]++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return seqs, events, nil
 }

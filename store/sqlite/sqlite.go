@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -53,6 +55,10 @@ type Store struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
 	wanted map[string]struct{}
+
+	// own holds the transactions BeginTx made, weakly: an entry goes when
+	// its transaction is garbage.
+	own sync.Map // weak.Pointer[sql.Tx] -> struct{}
 
 	subMu   sync.Mutex
 	subs    map[chan struct{}]struct{}
@@ -112,7 +118,20 @@ func (s *Store) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlite: the database is in %s mode, not WAL (a file on a network file system?)", mode)
 	}
-	return s.Migrate(ctx)
+	if err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	// Prepare the statements of the hot paths now: a transaction from
+	// BeginTx never passes through write, which prepares the others.
+	for _, q := range []string{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads,
+		leaseBatches, applyOutcome, insertAttempts, promoteHeads} {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: preparing: %w", err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
 }
 
 // DSN returns the data source name Open uses for path, for database/sql
@@ -152,6 +171,26 @@ func OpenDB(path string) (*sql.DB, error) {
 // tx commits. The store refuses a transaction on another file, or another
 // store's, with an error wrapping store.ErrForeignTx.
 func Tx(tx *sql.Tx) store.Tx { return store.NewTx(owner, tx) }
+
+// BeginTx starts a transaction on the store's own writer connection, for
+// your writes to your tables in the same file and for PublishTx through
+// Tx. It is the fast way to publish inside your transaction: the store's
+// statements are prepared once, and your writes never wait for a second
+// SQLite connection's lock. The database has one writer whichever way you
+// choose, so while the transaction is open the store's workers wait to
+// claim and record outcomes: keep it short, and always end it (Commit or
+// Rollback). Do not call the store's other methods from inside it: they
+// wait for the connection it holds.
+func (s *Store) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	key := weak.Make(tx)
+	s.own.Store(key, struct{}{})
+	runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.own.Delete(k) }, key)
+	return tx, nil
+}
 
 // Close ends subscriptions and closes the store's connections.
 func (s *Store) Close() error {

@@ -155,6 +155,25 @@ func TestEnqueueTx(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, ds, 1)
 
+	// A transaction of the store's own connection takes the prepared path.
+	own, err := s.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(own), event("c3", "E3"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NoError(t, own.Rollback())
+	own, err = s.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = own.ExecContext(t.Context(), `INSERT INTO employee VALUES ('E3', 'Ops')`)
+	require.NoError(t, err)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(own), event("c3", "E3"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created, "the rolled-back event left no key")
+	require.NoError(t, own.Commit())
+	ds, err = s.Deliveries(t.Context(), store.DeliveryFilter{EventID: "c3"})
+	require.NoError(t, err)
+	assert.Len(t, ds, 1)
+
 	// A failed enqueue leaves none of its rows in the transaction.
 	dup := ds[0]
 	tx, err = db.BeginTx(t.Context(), nil)

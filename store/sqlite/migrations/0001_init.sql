@@ -33,7 +33,6 @@ CREATE TABLE herald_events (
 	PRIMARY KEY (tenant, id)
 );
 
-CREATE INDEX herald_events_record ON herald_events (tenant, table_name, record_key, id);
 CREATE INDEX herald_events_orphans ON herald_events (created_at) WHERE live = 0;
 CREATE INDEX herald_events_orphan_payloads ON herald_events (created_at) WHERE live = 0 AND payload IS NOT NULL;
 
@@ -46,8 +45,15 @@ CREATE INDEX herald_events_orphan_payloads ON herald_events (created_at) WHERE l
 -- row, or the first row of a fixed batch (whose members share batch_id).
 -- A row is leased while lease_until lies ahead; an expired lease stays in
 -- lease until the row is claimed again, so a late outcome from a holder
--- nobody replaced is still recorded. scrubbed: its attempts' bodies were
--- dropped by retention.
+-- nobody replaced is still recorded. lease holds the id of the claim; a
+-- lease token, one per message, is "<seq of its first row>.<claim id>", so
+-- an outcome finds its rows by primary key (and batch_id) without an index
+-- on lease. scrubbed: its attempts'
+-- bodies were dropped by retention.
+--
+-- Every index here is paid for by each enqueue, claim or acknowledgement;
+-- the ones that only retention and erasure would use are left out, and
+-- those scan from the read pool instead, holding no lock.
 CREATE TABLE herald_deliveries (
 	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
 	id           TEXT NOT NULL UNIQUE,
@@ -67,16 +73,25 @@ CREATE TABLE herald_deliveries (
 	lease        TEXT,
 	lease_until  INTEGER NOT NULL DEFAULT 0,
 	scrubbed     INTEGER NOT NULL DEFAULT 0,
+	has_next     INTEGER NOT NULL DEFAULT 0,
 	created_at   INTEGER NOT NULL,
 	updated_at   INTEGER NOT NULL
 );
 
 CREATE INDEX herald_deliveries_ready ON herald_deliveries (webhook_id, next_attempt, seq) WHERE status = 'pending' AND head = 1;
 CREATE INDEX herald_deliveries_chain ON herald_deliveries (webhook_id, tenant, record_key, seq) WHERE status = 'pending' AND replayed = 0;
-CREATE INDEX herald_deliveries_lease ON herald_deliveries (lease) WHERE lease IS NOT NULL;
+-- has_next tells an acknowledgement that a later row of the chain waits
+-- to become its head, so chains without one cost no look-up.
+CREATE TRIGGER herald_deliveries_successor AFTER INSERT ON herald_deliveries
+WHEN NEW.head = 0 AND NEW.status = 'pending'
+BEGIN
+	UPDATE herald_deliveries SET has_next = 1 WHERE seq = (SELECT max(x.seq) FROM herald_deliveries x
+		WHERE x.webhook_id = NEW.webhook_id AND x.tenant = NEW.tenant AND x.record_key = NEW.record_key
+			AND x.status = 'pending' AND x.replayed = 0 AND x.seq < NEW.seq);
+END;
+
 CREATE INDEX herald_deliveries_batch ON herald_deliveries (batch_id) WHERE status = 'pending' AND batch_id != '';
 CREATE INDEX herald_deliveries_event ON herald_deliveries (event_id, tenant);
-CREATE INDEX herald_deliveries_finished ON herald_deliveries (status, scrubbed, updated_at) WHERE status != 'pending';
 
 -- A replayed delivery counts its attempts afresh, so number may repeat;
 -- id keeps the log in order.
