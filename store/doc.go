@@ -29,10 +29,14 @@
 // # Optional capabilities
 //
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
-// for publishing inside the caller's own database transaction, [Notifier]
-// for waking idle workers when work arrives, [Retainer] for purging
-// finished work after a while, and [Eraser] for erasing the personal data
-// of one record or one tenant.
+// for publishing inside the caller's own database transaction,
+// [BulkEnqueuer] and [BulkTxEnqueuer] for writing many events in one call,
+// and [Notifier] for waking idle workers when work arrives. [Counter] counts
+// deliveries by webhook and state in one query, and [Requeuer] puts
+// finished deliveries back into their order chains for bulk recovery; the
+// dispatcher falls back to paging Deliveries and to Replay without them.
+// [Retainer] purges finished work after a while, and [Eraser] erases the
+// personal data of one record or one tenant.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

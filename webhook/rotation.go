@@ -43,35 +43,35 @@ func (d *Dispatcher) RotateSecretTo(ctx context.Context, webhookID, secret strin
 }
 
 func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.Duration) (Webhook, error) {
-	w, err := d.Webhook(ctx, id)
-	if err != nil {
-		return Webhook{}, err
-	}
-	if secret == "" {
-		if secret, err = generateSecret(schemeOf(w.Secret)); err != nil {
-			return Webhook{}, err
+	_, out, err := d.modify(ctx, id, func(w *Webhook) error {
+		next := secret
+		if next == "" {
+			var err error
+			if next, err = generateSecret(schemeOf(w.Secret)); err != nil {
+				return err
+			}
 		}
-	}
-	if secret == w.Secret {
-		return Webhook{}, fmt.Errorf("%w: the new secret is the current one", ErrInvalidWebhook)
-	}
-	now := d.now()
-	if grace == 0 {
-		grace = DefaultRotationGrace
-	}
-	if grace < 0 {
-		w.PreviousSecrets = nil
-	} else {
-		prev := livePrevious(w.PreviousSecrets, now)
-		if len(prev) >= MaxPreviousSecrets {
-			return Webhook{}, fmt.Errorf("%w: %d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
-				ErrInvalidWebhook, len(prev), MaxPreviousSecrets)
+		if next == w.Secret {
+			return fmt.Errorf("%w: the new secret is the current one", ErrInvalidWebhook)
 		}
-		w.PreviousSecrets = append([]Secret{{Value: w.Secret, RotatedAt: now, ExpiresAt: now.Add(grace)}}, prev...)
-	}
-	w.Secret = secret
-	w.SignatureScheme = ""
-	out, err := d.save(ctx, w)
+		now := d.now()
+		if grace == 0 {
+			grace = DefaultRotationGrace
+		}
+		if grace < 0 {
+			w.PreviousSecrets = nil
+		} else {
+			prev := livePrevious(w.PreviousSecrets, now)
+			if len(prev) >= MaxPreviousSecrets {
+				return fmt.Errorf("%w: %d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
+					ErrInvalidWebhook, len(prev), MaxPreviousSecrets)
+			}
+			w.PreviousSecrets = append([]Secret{{Value: w.Secret, RotatedAt: now, ExpiresAt: now.Add(grace)}}, prev...)
+		}
+		w.Secret = next
+		w.SignatureScheme = ""
+		return nil
+	})
 	if err != nil {
 		return Webhook{}, err
 	}

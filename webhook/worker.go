@@ -56,6 +56,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			notes = ch
 		}
 	}
+	d.startObserver()
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
@@ -73,11 +74,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		stopPurge()
 		<-purgeDone
 		l.inflight.Wait()
+		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
 		close(l.acks)
 		l.ackMu.Unlock()
 		<-ackDone
+		d.stopObserver()
 		l.cancel()
 		if notes != nil {
 			for range notes { // the store closes it once runCtx ends

@@ -59,6 +59,66 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	return created, nil
 }
 
+// EnqueueMany stores many events and their deliveries in one
+// transaction, in order; created[i] reports whether es[i] was new.
+func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries) ([]bool, error) {
+	for _, e := range es {
+		if err := checkEnqueue(e.Event, e.Deliveries); err != nil {
+			return nil, err
+		}
+	}
+	created := make([]bool, len(es))
+	queued := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		queued = false
+		for i, e := range es {
+			var err error
+			if created[i], err = s.enqueue(ctx, tx, true, e.Event, e.Deliveries); err != nil {
+				return err
+			}
+			queued = queued || (created[i] && len(e.Deliveries) > 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if queued {
+		s.notify()
+	}
+	return created, nil
+}
+
+// EnqueueManyTx is EnqueueMany inside the caller's transaction, as
+// EnqueueTx. A savepoint makes it all or nothing within the transaction.
+func (s *Store) EnqueueManyTx(ctx context.Context, t store.Tx, es []store.EventWithDeliveries) ([]bool, error) {
+	v, err := t.Unwrap(owner)
+	if err != nil {
+		return nil, err
+	}
+	tx, ok := v.(*sql.Tx)
+	if !ok || tx == nil {
+		return nil, fmt.Errorf("%w: not a *sql.Tx", store.ErrForeignTx)
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT herald_enqueue_many`); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	created := make([]bool, len(es))
+	for i, e := range es {
+		var err error
+		if created[i], err = s.EnqueueTx(ctx, t, e.Event, e.Deliveries); err != nil {
+			undo := context.WithoutCancel(ctx) // the caller's transaction outlives this call
+			_, err2 := tx.ExecContext(undo, `ROLLBACK TO herald_enqueue_many`)
+			_, err3 := tx.ExecContext(undo, `RELEASE herald_enqueue_many`)
+			return nil, errors.Join(err, err2, err3)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE herald_enqueue_many`); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return created, nil
+}
+
 // EnqueueTx stores an event and its deliveries inside the caller's
 // transaction: one begun with BeginTx (the fast path: its statements are
 // prepared once), or one of another *sql.DB on the store's file (each call

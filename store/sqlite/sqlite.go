@@ -18,11 +18,13 @@ import (
 )
 
 var (
-	_ store.Store      = (*Store)(nil)
-	_ store.TxEnqueuer = (*Store)(nil)
-	_ store.Notifier   = (*Store)(nil)
-	_ store.Retainer   = (*Store)(nil)
-	_ store.Eraser     = (*Store)(nil)
+	_ store.Store          = (*Store)(nil)
+	_ store.TxEnqueuer     = (*Store)(nil)
+	_ store.BulkEnqueuer   = (*Store)(nil)
+	_ store.BulkTxEnqueuer = (*Store)(nil)
+	_ store.Notifier       = (*Store)(nil)
+	_ store.Retainer       = (*Store)(nil)
+	_ store.Eraser         = (*Store)(nil)
 )
 
 // owner names this store's transactions (see Tx).

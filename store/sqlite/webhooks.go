@@ -17,6 +17,20 @@ func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time)
 		return store.Webhook{}, errors.New("sqlite: webhook without id")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if w.IfVersion != 0 {
+			var stored int64
+			err := tx.QueryRowContext(ctx, `SELECT version FROM herald_webhooks WHERE id = ?`, w.ID).Scan(&stored)
+			exists := err == nil
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: %w", err)
+			}
+			switch {
+			case w.IfVersion == -1 && exists:
+				return fmt.Errorf("webhook %q exists: %w", w.ID, store.ErrConflict)
+			case w.IfVersion > 0 && (!exists || stored != w.IfVersion):
+				return fmt.Errorf("webhook %q is not at version %d: %w", w.ID, w.IfVersion, store.ErrConflict)
+			}
+		}
 		v, err := bumpVersion(ctx, s, tx)
 		if err != nil {
 			return err
@@ -37,6 +51,7 @@ func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time)
 	}
 	s.notify()
 	w.Definition = slices.Clone(w.Definition)
+	w.IfVersion = 0
 	return w, nil
 }
 
