@@ -242,9 +242,12 @@ UPDATE {schema}.deliveries
 SET status = 'pending', phase = 3, attempts = 0, replayed = true, next_attempt = $2, updated_at = $2,
     lease = NULL, lease_until = NULL, batch_id = CASE WHEN max_batch > 1 THEN id END
 WHERE id = $1 AND phase IS NULL
+  AND EXISTS (SELECT 1 FROM {schema}.events e
+              WHERE e.tenant = deliveries.tenant AND e.id = deliveries.event_id AND e.payload IS NOT NULL)
 RETURNING pg_notify($3, $4) IS NULL`),
 
-		replayState: sql(`SELECT phase IS NOT NULL FROM {schema}.deliveries WHERE id = $1`),
+		replayState: sql(`SELECT d.phase IS NOT NULL, e.payload IS NULL FROM {schema}.deliveries d
+LEFT JOIN {schema}.events e ON e.tenant = d.tenant AND e.id = d.event_id WHERE d.id = $1`),
 
 		// Save a definition: unconditionally ($8 = 0), only if new ($8 =
 		// -1), or only if stored at version $8. The meta row is locked
