@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/memory"
+	"github.com/heraldhr/herald/store/postgres/postgrestest"
 	"github.com/heraldhr/herald/store/sqlite"
 	"github.com/heraldhr/herald/webhook"
 	"github.com/heraldhr/herald/webhook/webhooktest"
@@ -30,6 +31,9 @@ func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Close() })
 			return s
+		},
+		"postgres": func(t *testing.T) store.Store { // skipped unless HERALD_TEST_POSTGRES_URL is set
+			return postgrestest.NewStore(t, postgrestest.Pool(t, 4))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
