@@ -482,13 +482,25 @@ const applyOutcome = `UPDATE herald_deliveries SET status = ?2, attempts = attem
 		updated_at = ?8, lease = NULL, lease_until = 0
 	WHERE seq IN (SELECT value FROM json_each(?1))`
 
-// insertAttempts takes [[delivery_seq, number, message_id, at,
-// status_code, latency, {headers}, response_body, error, version], ...].
-const insertAttempts = `INSERT INTO herald_attempts (delivery_seq, number, message_id, at, status_code, latency,
-		request_headers, response_body, error, webhook_version)
-	SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value -> 6, value ->> 7,
-		value ->> 8, value ->> 9
-	FROM json_each(?)`
+// insertAttempts returns the statement that inserts n attempts, ten
+// parameters each: attempts differ row by row, and plain parameters cost
+// less than unpacking a JSON list.
+func insertAttempts(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO herald_attempts (delivery_seq, number, message_id, at, status_code, latency,
+		request_headers, response_body, error, webhook_version) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
+}
+
+// attemptsPerStatement keeps an insert's parameters far below SQLite's
+// limit.
+const attemptsPerStatement = 100
 
 // promoteHeads takes [[webhook_id, tenant, record_key], ...] and makes the
 // first pending row of each chain its head, unless it already stands in a
@@ -567,7 +579,8 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		}
 		groups := map[change][]int64{}
 		var order []change
-		var attempts, chains [][]any
+		var attempts []any // ten values per attempt
+		var chains [][]any
 		seen := map[[3]string]bool{}
 		for _, r := range rs {
 			ms := byLease[r.Lease]
@@ -580,8 +593,10 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			if c.status == store.Pending {
 				c.next = nanos(r.NextAttempt)
 			}
+			var headers string
 			if a := r.Attempt; a != nil {
 				c.attempt, c.setError, c.lastErr, c.code = 1, true, a.Error, a.StatusCode
+				headers = jsonArg(a.RequestHeaders)
 			} else if r.Error != "" {
 				c.setError, c.lastErr = true, r.Error
 			}
@@ -591,8 +606,8 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			for _, m := range ms {
 				groups[c] = append(groups[c], m.seq)
 				if a := r.Attempt; a != nil {
-					attempts = append(attempts, []any{m.seq, m.attempts + 1, a.MessageID, nanos(a.At), a.StatusCode,
-						int64(a.Latency), a.RequestHeaders, a.ResponseBody, a.Error, a.WebhookVersion})
+					attempts = append(attempts, m.seq, m.attempts+1, a.MessageID, nanos(a.At), a.StatusCode,
+						int64(a.Latency), headers, a.ResponseBody, a.Error, a.WebhookVersion)
 				}
 				if k := [3]string{m.webhook, m.tenant, m.key}; c.status != store.Pending && m.hasNext && !seen[k] {
 					seen[k] = true
@@ -606,8 +621,8 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 				return err
 			}
 		}
-		if len(attempts) > 0 {
-			if _, err := s.exec(ctx, tx, insertAttempts, jsonArg(attempts)); err != nil {
+		for part := range slices.Chunk(attempts, 10*attemptsPerStatement) {
+			if _, err := s.exec(ctx, tx, insertAttempts(len(part)/10), part...); err != nil {
 				return err
 			}
 		}
