@@ -167,7 +167,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Webhook{}, err
 	}
