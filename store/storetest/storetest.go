@@ -61,6 +61,11 @@ func Run(t *testing.T, newStore Factory) {
 		{"Attempts", testAttempts},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"FairAcrossWebhooks", testFairAcrossWebhooks},
+		{"AuditAppend", testAuditAppend},
+		{"AuditFilters", testAuditFilters},
+		{"AuditPages", testAuditPages},
+		{"AuditOutlivesWebhook", testAuditOutlivesWebhook},
+		{"AuditConcurrentAppends", testAuditConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
