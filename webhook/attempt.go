@@ -240,6 +240,7 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
+	ctx = WithActor(ctx, SystemActor)
 	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
 		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
 		return

@@ -178,7 +178,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
-	return d.save(ctx, w)
+	return d.saveAs(ctx, w, audited{action: AuditWebhookCreated})
 }
 
 // Update replaces a webhook's definition; validation is that of Register.
@@ -201,7 +201,7 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 	if err := keepStored(&w, old); err != nil {
 		return Webhook{}, err
 	}
-	return d.save(ctx, w)
+	return d.saveAs(ctx, w, audited{action: AuditWebhookUpdated, old: &old})
 }
 
 func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
@@ -229,9 +229,11 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
 
 // Delete removes a webhook; its pending deliveries end as Canceled.
 func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	rec := d.deletionRecord(ctx, id)
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
+	d.record(ctx, rec)
 	_, err := d.current(ctx, true)
 	return err
 }
@@ -284,7 +286,7 @@ func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, 
 	}
 	was := w.Disabled
 	w.Disabled = disabled
-	w, err = d.save(ctx, w)
+	w, err = d.saveAs(ctx, w, audited{action: toggled(disabled), reason: reason})
 	if err != nil {
 		return w, err
 	}
@@ -324,9 +326,11 @@ func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt
 // under its own delivery id. Replaying a pending delivery fails with
 // ErrPending.
 func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	before := d.replaySubject(ctx, deliveryID)
 	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
 		return err
 	}
+	d.recordReplay(ctx, deliveryID, before)
 	d.signal()
 	return nil
 }

@@ -72,7 +72,7 @@ func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.D
 	}
 	w.Secret = secret
 	w.SignatureScheme = ""
-	out, err := d.save(ctx, w)
+	out, err := d.saveAs(ctx, w, audited{action: AuditSecretRotated, detail: rotationDetail(grace)})
 	if err != nil {
 		return Webhook{}, err
 	}
