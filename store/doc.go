@@ -29,8 +29,9 @@
 // # Optional capabilities
 //
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
-// for publishing inside the caller's own database transaction, and
-// [Notifier] for waking idle workers when work arrives.
+// for publishing inside the caller's own database transaction,
+// [BulkEnqueuer] and [BulkTxEnqueuer] for writing many events in one call,
+// and [Notifier] for waking idle workers when work arrives.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

@@ -226,26 +226,17 @@ type audited struct {
 	detail map[string]string
 }
 
-// saveAs saves w as save does, then records the change.
-func (d *Dispatcher) saveAs(ctx context.Context, w Webhook, how audited) (Webhook, error) {
-	out, err := d.save(ctx, w)
-	if err != nil {
-		return out, err
-	}
-	def := out
+// recordChange records the change that left a webhook as out.
+func (d *Dispatcher) recordChange(ctx context.Context, out Webhook, how audited) {
 	rec := AuditRecord{Action: how.action, Tenant: out.Tenant, WebhookID: out.ID, Version: out.Version,
-		Reason: how.reason, Detail: how.detail, Definition: &def}
+		Reason: how.reason, Detail: how.detail, Definition: &out}
 	if how.old != nil {
 		rec.Changed = changedFields(*how.old, out)
 		if how.action == AuditWebhookUpdated && onlyToggled(rec.Changed) {
-			rec.Action = AuditWebhookEnabled
-			if out.Disabled {
-				rec.Action = AuditWebhookDisabled
-			}
+			rec.Action = toggled(out.Disabled)
 		}
 	}
 	d.record(ctx, rec)
-	return out, nil
 }
 
 // toggled is the action of setting the "Published" toggle.

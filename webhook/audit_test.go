@@ -51,7 +51,7 @@ func TestAuditRecordsEveryChange(t *testing.T) {
 	w.Description, w.Headers = "monthly run", map[string]string{"X-Api-Key": "h-secret-2"}
 	w, err = k.Update(as("bob"), w)
 	require.NoError(t, err)
-	_, err = k.SetDisabled(as("carol"), w.ID, true)
+	w, err = k.SetDisabled(as("carol"), w.ID, true)
 	require.NoError(t, err)
 	w.Disabled = false
 	w, err = k.Update(as("carol"), w) // only the toggle: recorded as enabling

@@ -242,6 +242,7 @@ func TestWebhookJSONMasksAndRoundTripsThroughUpdate(t *testing.T) {
 	// Pointing the URL elsewhere keeps the signing secret but not the
 	// header credential: it would go to the new address.
 	moved := edited
+	moved.Version = u.Version // edited as read after the first update
 	moved.URL = "http://other.example/hook"
 	_, err = k.Update(t.Context(), moved)
 	require.ErrorIs(t, err, webhook.ErrInvalidWebhook)

@@ -178,7 +178,14 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
-	return d.saveAs(ctx, w, audited{action: AuditWebhookCreated})
+	out, err := d.save(ctx, w, -1)
+	if errors.Is(err, store.ErrConflict) {
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
+	}
+	if err == nil {
+		d.recordChange(ctx, out, audited{action: AuditWebhookCreated})
+	}
+	return out, err
 }
 
 // Update replaces a webhook's definition; validation is that of Register.
@@ -193,18 +200,59 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 // RotateSecret to let both sign for a while. PreviousSecrets are stored as
 // given; left nil (or Masked) they are kept while Secret is kept and
 // dropped when it changes.
+//
+// With w.Version set (as read from Webhook or Webhooks), Update saves only
+// if nobody changed the webhook since: otherwise it fails with ErrConflict
+// and changes nothing. A zero Version saves unconditionally.
 func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
-	old, err := d.Webhook(ctx, w.ID)
-	if err != nil {
-		return Webhook{}, err
+	var err error
+	for range 8 {
+		var old, out Webhook
+		if old, err = d.Webhook(ctx, w.ID); err != nil {
+			return Webhook{}, err
+		}
+		if w.Version != 0 && w.Version != old.Version {
+			return Webhook{}, fmt.Errorf("webhook %s is at version %d, not %d: %w", w.ID, old.Version, w.Version, ErrConflict)
+		}
+		next := w
+		if err = keepStored(&next, old); err != nil {
+			return Webhook{}, err
+		}
+		// Saved at the version read, so the kept values are the latest;
+		// an unconditional update reads again when another writer won.
+		out, err = d.save(ctx, next, old.Version)
+		if err == nil {
+			d.recordChange(ctx, out, audited{action: AuditWebhookUpdated, old: &old})
+		}
+		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
+			return out, err
+		}
 	}
-	if err := keepStored(&w, old); err != nil {
-		return Webhook{}, err
-	}
-	return d.saveAs(ctx, w, audited{action: AuditWebhookUpdated, old: &old})
+	return Webhook{}, err
 }
 
-func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
+// modify reads a webhook, applies change and saves it at the version read,
+// starting again when another writer got there first.
+func (d *Dispatcher) modify(ctx context.Context, id string, change func(*Webhook) error) (before, after Webhook, err error) {
+	for range 8 {
+		if before, err = d.Webhook(ctx, id); err != nil {
+			return before, Webhook{}, err
+		}
+		w := before
+		if err := change(&w); err != nil {
+			return before, Webhook{}, err
+		}
+		after, err = d.save(ctx, w, before.Version)
+		if !errors.Is(err, store.ErrConflict) {
+			return before, after, err
+		}
+	}
+	return before, Webhook{}, err
+}
+
+// save validates and stores w; ifVersion is the store's condition
+// (store.Webhook.IfVersion).
+func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webhook, error) {
 	w.Method = w.method()
 	w.PreviousSecrets = livePrevious(w.PreviousSecrets, d.now())
 	if err := d.validate(&w); err != nil {
@@ -216,7 +264,7 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
 	if err != nil {
 		return Webhook{}, fmt.Errorf("%w: %v", ErrInvalidWebhook, err)
 	}
-	row, err := d.store.SaveWebhook(ctx, store.Webhook{ID: w.ID, Tenant: w.Tenant, Disabled: w.Disabled, Definition: def}, d.now())
+	row, err := d.store.SaveWebhook(ctx, store.Webhook{ID: w.ID, Tenant: w.Tenant, Disabled: w.Disabled, Definition: def, IfVersion: ifVersion}, d.now())
 	if err != nil {
 		return Webhook{}, err
 	}
@@ -280,17 +328,15 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
-	w, err := d.Webhook(ctx, id)
+	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		w.Disabled = disabled
+		return nil
+	})
 	if err != nil {
 		return Webhook{}, err
 	}
-	was := w.Disabled
-	w.Disabled = disabled
-	w, err = d.saveAs(ctx, w, audited{action: toggled(disabled), reason: reason})
-	if err != nil {
-		return w, err
-	}
-	if was != disabled {
+	d.recordChange(ctx, w, audited{action: toggled(disabled), reason: reason})
+	if before.Disabled != disabled {
 		kind := EventWebhookDisabled
 		if !disabled {
 			kind = EventWebhookEnabled
@@ -384,6 +430,23 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 	if err != nil {
 		return "", err
 	}
+	ds := d.match(defs, c, ev.ID, changed, now)
+	if tx != nil {
+		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
+	} else {
+		_, err = d.store.Enqueue(ctx, ev, ds)
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
+	}
+	if len(ds) > 0 && tx == nil {
+		d.signal()
+	}
+	return ev.ID, nil
+}
+
+// match returns a delivery for each webhook the change matches.
+func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
 	var ds []store.Delivery
 	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
 		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
@@ -394,8 +457,8 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		ok, err := w.cond.Match(in)
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
+				"webhook_id", w.ID, "event_id", eventID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
 			continue
 		}
 		if !ok {
@@ -409,18 +472,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 			CreatedAt:   now,
 		})
 	}
-	if tx != nil {
-		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
-	} else {
-		_, err = d.store.Enqueue(ctx, ev, ds)
-	}
-	if err != nil {
-		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
-	}
-	if len(ds) > 0 && tx == nil {
-		d.signal()
-	}
-	return ev.ID, nil
+	return ds
 }
 
 // event validates c and encodes it as a stored event.

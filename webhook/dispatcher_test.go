@@ -520,3 +520,24 @@ func TestWebhooksList(t *testing.T) {
 	require.Len(t, ws, 2)
 	assert.ElementsMatch(t, []string{a.ID, b.ID}, []string{ws[0].ID, ws[1].ID})
 }
+
+func TestUpdateWithStaleVersionConflicts(t *testing.T) {
+	t.Parallel()
+	k, rcv := setup(t, webhook.Config{})
+	w := register(t, k, rcv, webhook.Webhook{})
+	first := w
+	first.Description = "first editor"
+	saved, err := k.Update(t.Context(), first)
+	require.NoError(t, err)
+	second := w // read before the first editor saved
+	second.Description = "second editor"
+	_, err = k.Update(t.Context(), second)
+	assert.ErrorIs(t, err, webhook.ErrConflict, "a stale edit does not overwrite a newer one")
+	got, err := k.Webhook(t.Context(), w.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "first editor", got.Description)
+	assert.Equal(t, saved.Version, got.Version)
+	second.Version = 0
+	_, err = k.Update(t.Context(), second)
+	assert.NoError(t, err, "a zero Version saves unconditionally")
+}

@@ -44,38 +44,39 @@ func (d *Dispatcher) RotateSecretTo(ctx context.Context, webhookID, secret strin
 }
 
 func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.Duration) (Webhook, error) {
-	w, err := d.Webhook(ctx, id)
+	_, out, err := d.modify(ctx, id, func(w *Webhook) error {
+		next := secret
+		if next == "" {
+			var err error
+			if next, err = generateSecret(schemeOf(w.Secret)); err != nil {
+				return err
+			}
+		}
+		if next == w.Secret {
+			return invalid([]error{inField("secret", errors.New("the new secret is the current one"))})
+		}
+		now := d.now()
+		if grace == 0 {
+			grace = DefaultRotationGrace
+		}
+		if grace < 0 {
+			w.PreviousSecrets = nil
+		} else {
+			prev := livePrevious(w.PreviousSecrets, now)
+			if len(prev) >= MaxPreviousSecrets {
+				return invalid([]error{inField("previous_secrets", fmt.Errorf("%d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
+					len(prev), MaxPreviousSecrets))})
+			}
+			w.PreviousSecrets = append([]Secret{{Value: w.Secret, RotatedAt: now, ExpiresAt: now.Add(grace)}}, prev...)
+		}
+		w.Secret = next
+		w.SignatureScheme = ""
+		return nil
+	})
 	if err != nil {
 		return Webhook{}, err
 	}
-	if secret == "" {
-		if secret, err = generateSecret(schemeOf(w.Secret)); err != nil {
-			return Webhook{}, err
-		}
-	}
-	if secret == w.Secret {
-		return Webhook{}, invalid([]error{inField("secret", errors.New("the new secret is the current one"))})
-	}
-	now := d.now()
-	if grace == 0 {
-		grace = DefaultRotationGrace
-	}
-	if grace < 0 {
-		w.PreviousSecrets = nil
-	} else {
-		prev := livePrevious(w.PreviousSecrets, now)
-		if len(prev) >= MaxPreviousSecrets {
-			return Webhook{}, invalid([]error{inField("previous_secrets", fmt.Errorf("%d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
-				len(prev), MaxPreviousSecrets))})
-		}
-		w.PreviousSecrets = append([]Secret{{Value: w.Secret, RotatedAt: now, ExpiresAt: now.Add(grace)}}, prev...)
-	}
-	w.Secret = secret
-	w.SignatureScheme = ""
-	out, err := d.saveAs(ctx, w, audited{action: AuditSecretRotated, detail: rotationDetail(grace)})
-	if err != nil {
-		return Webhook{}, err
-	}
+	d.recordChange(ctx, out, audited{action: AuditSecretRotated, detail: rotationDetail(grace)})
 	d.log.Info("herald: webhook secret rotated", "webhook_id", out.ID, "scheme", out.SignatureScheme,
 		"grace", max(grace, 0), "previous_secrets", len(out.PreviousSecrets))
 	return out, nil

@@ -27,6 +27,9 @@ var (
 	ErrNotFound = store.ErrNotFound
 	// ErrPending: a pending delivery cannot be replayed.
 	ErrPending = store.ErrPending
+	// ErrConflict: the webhook changed since it was read (Update with a
+	// stale Version); read it again and reapply the change.
+	ErrConflict = store.ErrConflict
 	// ErrStarted: Start was called twice.
 	ErrStarted = errors.New("webhook: dispatcher already started")
 )
