@@ -26,11 +26,6 @@ const SystemActor = "herald"
 // store.Auditor), so there is nothing to list.
 var ErrNoAudit = errors.New("webhook: the store keeps no audit trail")
 
-// ErrInvalidQuery: a query cannot be run (a cursor that is not one of
-// this query's, a negative limit, a time range that ends before it
-// starts).
-var ErrInvalidQuery = errors.New("webhook: invalid query")
-
 type actorKey struct{}
 
 // WithActor returns a copy of ctx that names who acts, for the audit

@@ -99,6 +99,10 @@ type Config struct {
 	// Observer is told about attempts, outcomes and webhook state changes;
 	// nil: nobody.
 	Observer Observer
+	// ObserverQueue is how many observer events may wait while the
+	// dispatcher runs; when it is full, events are dropped and counted in
+	// Stats. 0: 4096.
+	ObserverQueue int
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration
@@ -155,6 +159,7 @@ func (c *Config) fill() error {
 	neg("LeaseDuration", c.LeaseDuration < 0)
 	neg("PollInterval", c.PollInterval < 0)
 	neg("HoldDelay", c.HoldDelay < 0)
+	neg("ObserverQueue", c.ObserverQueue < 0)
 	neg("Retry.MaxAttempts", c.Retry.MaxAttempts < 0)
 	neg("Retry.InitialInterval", c.Retry.InitialInterval < 0)
 	neg("Retry.MaxInterval", c.Retry.MaxInterval < 0)
@@ -203,6 +208,9 @@ func (c *Config) fill() error {
 	}
 	if c.HoldDelay == 0 {
 		c.HoldDelay = time.Minute
+	}
+	if c.ObserverQueue == 0 {
+		c.ObserverQueue = defaultObserverQueue
 	}
 	r := &c.Retry
 	if r.MaxAttempts == 0 {

@@ -34,7 +34,9 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	life lifecycle
+	life     lifecycle
+	hookRuns hookRuns // hook calls still running, those left running included
+	tel      telemetry
 
 	tokens tokenCache // OAuth2 access tokens, per webhook and version
 }

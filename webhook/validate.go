@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/heraldhr/herald/condition"
 	"github.com/heraldhr/herald/transform"
@@ -52,7 +53,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 		}
 	}
 	if err := w.Body.Validate(); err != nil {
-		bad("body", "body: %v", err)
+		bad("body", "body: %w", err)
 	}
 	if w.MaxBatch < 0 || w.MaxBatch > MaxBatchLimit {
 		bad("max_batch", "max_batch %d is outside 0..%d", w.MaxBatch, MaxBatchLimit)
@@ -62,6 +63,13 @@ func (d *Dispatcher) validate(w *Webhook) error {
 	}
 	if err := d.checkHooks(*w); err != nil {
 		errs = append(errs, err)
+	}
+	// Each hook may take HookTimeout: the attempt must still end within
+	// its lease, or another worker would send the message again.
+	if n := len(w.Before) + len(w.After); n > 0 {
+		if need := d.cfg.AttemptTimeout + time.Duration(n)*d.cfg.HookTimeout; need >= d.cfg.LeaseDuration {
+			bad("", "%d hooks may take %v with the attempt, not less than Config.LeaseDuration (%v): raise LeaseDuration or lower HookTimeout", n, need, d.cfg.LeaseDuration)
+		}
 	}
 	if _, err := condition.Compile(w.When); err != nil {
 		errs = append(errs, inField(whenField(err), fmt.Errorf("when: %w", err)))

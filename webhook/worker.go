@@ -55,6 +55,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			notes = ch
 		}
 	}
+	d.startObserver()
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
@@ -64,11 +65,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
 		l.inflight.Wait()
+		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
 		close(l.acks)
 		l.ackMu.Unlock()
 		<-ackDone
+		d.stopObserver()
 		l.cancel()
 		if notes != nil {
 			for range notes { // the store closes it once runCtx ends

@@ -121,6 +121,7 @@ func Run(t *testing.T, newStore Factory, opts ...Option) {
 			tc.fn(t, s)
 		})
 	}
+	runObservability(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
