@@ -280,6 +280,34 @@ func (d *Dispatcher) recordReplay(ctx context.Context, id string, dl Delivery) {
 	d.record(ctx, rec)
 }
 
+// recordRecovery records what a recovery did, if it sent anything again:
+// partly done (its context ended midway) counts too.
+func (d *Dispatcher) recordRecovery(ctx context.Context, q RecoverQuery, res *RecoverResult) {
+	if q.DryRun || res.Replayed == 0 {
+		return
+	}
+	det := map[string]string{"status": string(q.Status), "matched": strconv.Itoa(res.Matched),
+		"replayed": strconv.Itoa(res.Replayed), "in_order": strconv.FormatBool(res.InOrder)}
+	for k, v := range map[string]string{"tenant": q.Tenant, "key": q.Key,
+		"since": auditTime(q.Since), "until": auditTime(q.Until)} {
+		if v != "" {
+			det[k] = v
+		}
+	}
+	rec := AuditRecord{Action: AuditDeliveriesRecovered, WebhookID: q.WebhookID, Detail: det}
+	if r, err := d.store.Webhook(context.WithoutCancel(ctx), q.WebhookID); err == nil {
+		rec.Tenant = r.Tenant
+	}
+	d.record(ctx, rec)
+}
+
+func auditTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 // rotationDetail describes a rotation's grace for the audit trail.
 func rotationDetail(grace time.Duration) map[string]string {
 	if grace < 0 {

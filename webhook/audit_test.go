@@ -216,3 +216,31 @@ func TestAuditFailureLeavesTheChange(t *testing.T) {
 	assert.Contains(t, logs.String(), "disk full")
 	assert.NotContains(t, logs.String(), "h-secret")
 }
+
+func TestAuditRecordsRecoveries(t *testing.T) {
+	t.Parallel()
+	k, rcv := setup(t, webhook.Config{})
+	w := register(t, k, rcv, webhook.Webhook{Tenant: "acme"})
+	rcv.Respond(func(webhooktest.Request) webhooktest.Answer { return webhooktest.Answer{Status: 500} })
+	_, err := k.Publish(t.Context(), webhook.Change{Tenant: "acme", Table: "employee", Op: webhook.Update, Key: "E1",
+		Old: map[string]any{"a": 1}, New: map[string]any{"a": 2}})
+	require.NoError(t, err)
+	k.Settle(t, 10)
+	rcv.Respond(nil)
+	ctx := webhook.WithActor(t.Context(), "ops@example.com")
+	_, err = k.Recover(ctx, webhook.RecoverQuery{WebhookID: w.ID, DryRun: true})
+	require.NoError(t, err)
+	assert.Empty(t, trail(t, k, webhook.AuditQuery{Action: webhook.AuditDeliveriesRecovered}), "a dry run changes nothing")
+	res, err := k.Recover(ctx, webhook.RecoverQuery{WebhookID: w.ID, Key: "E1", Since: webhooktest.Epoch})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Replayed)
+	_, err = k.Recover(ctx, webhook.RecoverQuery{WebhookID: w.ID})
+	require.NoError(t, err)
+
+	rs := trail(t, k, webhook.AuditQuery{Action: webhook.AuditDeliveriesRecovered})
+	require.Len(t, rs, 1, "a recovery that found nothing is not recorded")
+	assert.Equal(t, "ops@example.com", rs[0].Actor)
+	assert.Equal(t, "acme", rs[0].Tenant)
+	assert.Equal(t, map[string]string{"status": "dead", "matched": "1", "replayed": "1", "in_order": "true",
+		"key": "E1", "since": "2026-03-02T09:00:00Z"}, rs[0].Detail)
+}

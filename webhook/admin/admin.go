@@ -148,6 +148,7 @@ func (h *handler) routes() {
 	add("POST", "/webhooks/{id}/explain", h.explainWebhook)
 	add("GET", "/webhooks/{id}/versions", h.listVersions)
 	add("GET", "/webhooks/{id}/deliveries", h.listWebhookDeliveries)
+	add("POST", "/webhooks/{id}/recover", h.recoverDeliveries)
 	add("POST", "/conditions/explain", h.explainCondition)
 	add("GET", "/deliveries", h.listDeliveries)
 	add("GET", "/deliveries/{id}", h.getDelivery)

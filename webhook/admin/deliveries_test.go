@@ -178,3 +178,49 @@ func TestReplay(t *testing.T) {
 	assert.Equal(t, event, last.ID(), "under its event id")
 	assert.Equal(t, "delivered", e.deliveries(acme, "/deliveries")[0].Status)
 }
+
+func TestRecoverInBulk(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	h := e.create(acme, nil)
+	other := e.create(globex, nil)
+	e.rcv.Respond(func(webhooktest.Request) webhooktest.Answer { return webhooktest.Answer{Status: 500} })
+	for i := range 3 {
+		e.publish("acme", "E1", 3+i)
+	}
+	e.publish("acme", "E2", 3)
+	e.k.Settle(t, 100)
+	require.Len(t, e.deliveries(acme, "/deliveries?status=dead"), 4)
+	e.rcv.Respond(nil)
+	sent := len(e.rcv.Requests())
+
+	a := e.do(acme, "POST", "/webhooks/"+h.ID+"/recover", map[string]any{"key": "E1", "dry_run": true})
+	require.Equal(t, http.StatusOK, a.Status, "%s", a.Body)
+	assert.Equal(t, map[string]any{"matched": 3.0, "replayed": 0.0, "in_order": true, "dry_run": true}, a.JSON(t))
+	assert.Len(t, e.deliveries(acme, "/deliveries?status=dead"), 4, "a dry run sends nothing")
+
+	a = e.do(acme, "POST", "/webhooks/"+h.ID+"/recover", nil)
+	require.Equal(t, http.StatusAccepted, a.Status, "%s", a.Body)
+	assert.Equal(t, 4.0, a.JSON(t)["replayed"])
+	e.k.Settle(t, 10)
+	reqs := e.rcv.Requests()[sent:]
+	require.Len(t, reqs, 4)
+	for _, r := range reqs {
+		require.NoError(t, r.VerifyErr)
+	}
+	assert.Empty(t, e.deliveries(acme, "/deliveries?status=dead"))
+
+	rec := list[auditView](t, e.do(acme, "GET", "/audit?action=deliveries.recovered", nil)).Data
+	require.Len(t, rec, 1, "a dry run is not recorded")
+	assert.Equal(t, "alice", rec[0].Actor)
+	assert.Equal(t, "4", rec[0].Detail["replayed"])
+	assert.Equal(t, "dead", rec[0].Detail["status"])
+	assert.Equal(t, "acme", rec[0].Detail["tenant"])
+
+	assert.Equal(t, http.StatusNotFound, e.do(acme, "POST", "/webhooks/"+other.ID+"/recover", nil).Status,
+		"a tenant cannot recover another's deliveries")
+	for _, bad := range []map[string]any{{"status": "pending"}, {"status": "lost"}, {"tenant": "globex"},
+		{"since": "2026-03-02T10:00:00Z", "until": "2026-03-02T09:00:00Z"}, {"limit": 3}} {
+		assert.Equal(t, http.StatusBadRequest, e.do(acme, "POST", "/webhooks/"+h.ID+"/recover", bad).Status, "%v", bad)
+	}
+}

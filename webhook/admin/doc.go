@@ -222,6 +222,19 @@
 // 202 with the delivery, now pending; a pending one answers 409
 // delivery_pending.
 //
+// POST /webhooks/{id}/recover sends a webhook's finished deliveries again
+// in bulk, oldest first and, with a store that can, in their record's
+// order (see [webhook.Dispatcher.Recover]). Every field is optional:
+// status (dead by default; delivered, skipped or canceled), since and
+// until (publication time), key, dry_run (count, send nothing), and for
+// an operator tenant. It answers 202, or 200 for a dry run:
+//
+//	POST /webhooks/01a2.../recover
+//	{"since": "2026-03-02T00:00:00Z", "dry_run": true}
+//
+//	200 OK
+//	{"matched": 12, "replayed": 0, "in_order": true, "dry_run": true}
+//
 // # Audit trail and versions
 //
 // Every change of a webhook made through the dispatcher (this API, the
