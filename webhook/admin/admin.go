@@ -46,18 +46,21 @@ type Options struct {
 	// unknown ones included.
 	Resolve func(*http.Request) (Caller, error)
 	// Check, if set, is the application's own policy for a webhook about
-	// to be created, updated or pinged, after the caller's tenant was set
-	// and before the dispatcher validates it: a list of allowed hosts per
-	// tenant, hooks only some tenants may name ... A *webhook.ValidationError
-	// answers 422 with its fields; any other error answers 403 with its
-	// text, so it must not hold secrets.
+	// to be created or updated, after the caller's tenant was set and
+	// before the dispatcher validates it: a list of allowed hosts per
+	// tenant, hooks only some tenants may name ... On an update, values
+	// the caller sent back masked still read webhook.Masked. A
+	// *webhook.ValidationError answers 422 with its fields; any other
+	// error answers 403 with its text, so it must not hold secrets.
 	Check func(r *http.Request, c Caller, w webhook.Webhook) error
 	// MaxBodyBytes caps a request body; 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// TrustedOrigins are origins ("https://admin.example.com") whose
 	// browser pages may call the API cross-origin. Cross-origin browser
 	// requests that change something are refused otherwise (see
-	// net/http.CrossOriginProtection).
+	// net/http.CrossOriginProtection). The handler sets no CORS headers:
+	// an admin UI on another origin also needs the application's CORS
+	// middleware in front of it, to answer preflight requests.
 	TrustedOrigins []string
 	// Logger receives internal errors and panics; nil: discarded.
 	Logger *slog.Logger
