@@ -73,16 +73,8 @@ func (h *handler) createWebhook(q *request) (int, any, error) {
 	if err := q.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
-	if !q.caller.Operator {
-		switch {
-		case in.ID != "":
-			return 0, nil, invalidWebhook("id", "id is assigned by the server")
-		case in.Tenant != "" && in.Tenant != q.caller.Tenant:
-			return 0, nil, invalidWebhook("tenant", "tenant must be the caller's own, or left out")
-		case in.Client != "":
-			return 0, nil, invalidWebhook("client", "client names an HTTP client of the application; only an operator may choose one")
-		}
-		in.Tenant = q.caller.Tenant
+	if err := q.ownNew(&in); err != nil {
+		return 0, nil, err
 	}
 	if err := q.check(in); err != nil {
 		return 0, nil, err
@@ -92,6 +84,24 @@ func (h *handler) createWebhook(q *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, reveal(out), nil
+}
+
+// ownNew makes a new webhook the caller's: a tenant's belongs to it,
+// gets an id from the server and cannot name an application client.
+func (q *request) ownNew(in *webhook.Webhook) error {
+	if q.caller.Operator {
+		return nil
+	}
+	switch {
+	case in.ID != "":
+		return invalidWebhook("id", "id is assigned by the server")
+	case in.Tenant != "" && in.Tenant != q.caller.Tenant:
+		return invalidWebhook("tenant", "tenant must be the caller's own, or left out")
+	case in.Client != "":
+		return invalidWebhook("client", "client names an HTTP client of the application; only an operator may choose one")
+	}
+	in.Tenant = q.caller.Tenant
+	return nil
 }
 
 // GET /webhooks/{id}
