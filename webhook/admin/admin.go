@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/heraldhr/herald/webhook"
 )
@@ -115,8 +116,8 @@ func New(d *webhook.Dispatcher, opts Options) (http.Handler, error) {
 	return h, nil
 }
 
-// route registers a JSON route, and under the same path a fallback that
-// answers 405 for the other methods.
+// route registers a JSON route: f answers a status and a body to encode,
+// or an error.
 func (h *handler) route(pattern string, f func(*request) (int, any, error)) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		req := r.Context().Value(requestKey{}).(*request)
@@ -130,11 +131,10 @@ func (h *handler) route(pattern string, f func(*request) (int, any, error)) {
 	})
 }
 
-// paths lists each path's methods, for the 405 answers.
-type paths map[string][]string
-
+// routes registers every route and, for each path, a fallback that
+// answers 405 to the other methods.
 func (h *handler) routes() {
-	allowed := paths{}
+	allowed := map[string][]string{} // path -> methods
 	add := func(method, path string, f func(*request) (int, any, error)) {
 		h.route(method+" "+path, f)
 		allowed[path] = append(allowed[path], method)
@@ -172,17 +172,14 @@ func (h *handler) routes() {
 }
 
 func joinMethods(ms []string) string {
-	out := ""
-	for i, m := range ms {
-		if i > 0 {
-			out += ", "
-		}
-		out += m
-		if m == "GET" {
-			out += ", HEAD"
+	var out []string
+	for _, m := range ms {
+		out = append(out, m)
+		if m == http.MethodGet {
+			out = append(out, http.MethodHead)
 		}
 	}
-	return out
+	return strings.Join(out, ", ")
 }
 
 // requestKey carries the *request of a call through the mux.
