@@ -44,7 +44,12 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
 		return r, true
 	}
-	out := d.attempt(ctx, w, m, now)
+	tk, held, ok := d.admit(ctx, w, m, now)
+	if tk == nil {
+		return held, ok
+	}
+	out := d.attempt(ctx, w, m, tk.start)
+	d.settle(ctx, w, tk, out)
 	if ctx.Err() != nil && out.Outcome != store.OutcomeDelivered {
 		return r, false
 	}
@@ -230,11 +235,7 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
-	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
-		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
-		return
-	}
-	d.log.Warn("herald: receiver answered 410 Gone; webhook disabled", "webhook_id", w.ID, "url", RedactURL(w.URL))
+	d.disableFor(ctx, w, "receiver answered 410 Gone")
 }
 
 // runHook runs one hook under HookTimeout, turning a panic into an error

@@ -35,7 +35,8 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	life lifecycle
+	life   lifecycle
+	health health
 }
 
 // definitions is an immutable snapshot of the compiled webhooks.
@@ -160,6 +161,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
+	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	return d.save(ctx, w)
 }
 
@@ -174,7 +176,12 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.Secret == "" {
 		w.Secret = old.Secret
 	}
-	return d.save(ctx, w)
+	reenabled := carryHealth(&w, old)
+	w, err = d.save(ctx, w)
+	if err == nil && reenabled {
+		d.health.reset(w.ID)
+	}
+	return w, err
 }
 
 func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
@@ -247,6 +254,21 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 	return d.setDisabled(ctx, id, disabled, "set by the application")
 }
 
+// Enable turns a webhook on: it gets new deliveries again and its queued
+// ones flow, in order. It also gives the endpoint a fresh start: it clears
+// FailingSince and DisabledReason and closes the webhook's circuit breaker
+// in this process (other processes close theirs at their next probe).
+func (d *Dispatcher) Enable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, false, "enabled by the application")
+}
+
+// Disable turns a webhook off: it gets no new deliveries and its queued
+// ones wait until it is enabled. DisabledReason records that the
+// application did it.
+func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, true, "disabled by the application")
+}
+
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	w, err := d.Webhook(ctx, id)
@@ -255,9 +277,13 @@ func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, 
 	}
 	was := w.Disabled
 	w.Disabled = disabled
+	markDisabled(&w, was, reason)
 	w, err = d.save(ctx, w)
 	if err != nil {
 		return w, err
+	}
+	if !disabled {
+		d.health.reset(w.ID)
 	}
 	if was != disabled {
 		kind := EventWebhookDisabled
