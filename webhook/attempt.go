@@ -188,7 +188,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		r.Outcome, r.Attempt = store.OutcomeDelivered, att
 		res = r
 	default:
-		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: err}
+		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: redactTransportError(err)}
 		res = fail(sendErr, v.permanent)
 		if v.honourRetryAfter && res.Outcome == store.OutcomeRetry {
 			if wait := retryAfter(header, now, d.cfg.Retry.MaxRetryAfter); wait > 0 {
@@ -319,15 +319,21 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	if w.method() == "GET" {
 		signed = []byte(query)
 	}
-	h.Set("Webhook-Id", m.ID)
-	ts := strconv.FormatInt(now.Unix(), 10)
-	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.signer.Sign(m.ID, now, signed))
+	d.stamp(h, w, m.ID, now, signed, ctype)
+	return req, nil
+}
+
+// stamp sets the headers herald owns on every request, pings included:
+// the Standard Webhooks id, timestamp and signature, the content type and
+// the user agent.
+func (d *Dispatcher) stamp(h http.Header, w *compiled, id string, now time.Time, signed []byte, ctype string) {
+	h.Set("Webhook-Id", id)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("Webhook-Signature", w.signer.Sign(id, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}
 	h.Set("User-Agent", "herald/"+Version)
-	return req, nil
 }
 
 // body encodes the request body: the default envelope (from the stored
