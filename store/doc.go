@@ -29,8 +29,12 @@
 // # Optional capabilities
 //
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
-// for publishing inside the caller's own database transaction, and
-// [Notifier] for waking idle workers when work arrives.
+// for publishing inside the caller's own database transaction,
+// [BulkEnqueuer] and [BulkTxEnqueuer] for writing many events in one call,
+// and [Notifier] for waking idle workers when work arrives. [Counter] counts
+// deliveries by webhook and state in one query, and [Requeuer] puts
+// finished deliveries back into their order chains for bulk recovery; the
+// dispatcher falls back to paging Deliveries and to Replay without them.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

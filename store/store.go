@@ -17,6 +17,8 @@ var (
 	ErrLeaseLost = errors.New("store: lease lost")
 	// ErrPending: the delivery is still pending, so it cannot be replayed.
 	ErrPending = errors.New("store: delivery is pending")
+	// ErrConflict: a conditional save found another version stored.
+	ErrConflict = errors.New("store: definition changed concurrently")
 	// ErrForeignTx: the transaction was made by another store.
 	ErrForeignTx = errors.New("store: transaction belongs to another store")
 )
@@ -55,6 +57,11 @@ type Webhook struct {
 	Definition json.RawMessage
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// IfVersion makes a save conditional: when > 0, SaveWebhook saves only
+	// if the stored definition has this version; when -1, only if none is
+	// stored. Otherwise it fails with ErrConflict. 0 saves unconditionally.
+	// It is an input only; a store never returns it set.
+	IfVersion int64
 }
 
 // Event is one published change. Payload is the encoded data object of the
@@ -195,7 +202,8 @@ type DeliveryFilter struct {
 // Store keeps herald's state. Every method is safe for concurrent use.
 type Store interface {
 	// SaveWebhook inserts or replaces a definition by id and returns it
-	// with its new version and times.
+	// with its new version and times. A conditional save (w.IfVersion)
+	// that finds another version fails with ErrConflict.
 	SaveWebhook(ctx context.Context, w Webhook, now time.Time) (Webhook, error)
 	// DeleteWebhook removes a definition and cancels its pending
 	// deliveries. ErrNotFound if there is none.
@@ -264,6 +272,28 @@ func (t Tx) Unwrap(owner string) (any, error) {
 // commits.
 type TxEnqueuer interface {
 	EnqueueTx(ctx context.Context, tx Tx, e Event, ds []Delivery) (created bool, err error)
+}
+
+// EventWithDeliveries is one event and its deliveries, an element of a
+// bulk enqueue.
+type EventWithDeliveries struct {
+	Event      Event
+	Deliveries []Delivery
+}
+
+// BulkEnqueuer is implemented by stores that can enqueue many events in
+// one call (one round trip on a database), for imports and bursts.
+// EnqueueMany is Enqueue of every element, in order and atomically:
+// created[i] reports whether es[i] was new. An event whose (tenant, id)
+// exists, or appears earlier in es, creates nothing.
+type BulkEnqueuer interface {
+	EnqueueMany(ctx context.Context, es []EventWithDeliveries) (created []bool, err error)
+}
+
+// BulkTxEnqueuer is EnqueueMany inside a caller's transaction, for stores
+// that are also TxEnqueuers.
+type BulkTxEnqueuer interface {
+	EnqueueManyTx(ctx context.Context, tx Tx, es []EventWithDeliveries) (created []bool, err error)
 }
 
 // Notifier is implemented by stores that can tell a process when work was

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"runtime"
 	"time"
 
@@ -27,6 +29,10 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Config configures a Dispatcher. A zero field means the documented
 // default, never "off".
 type Config struct {
+	// ownClient is set when herald built HTTPClient, so Shutdown may close
+	// its idle connections.
+	ownClient bool
+
 	// Store keeps webhooks, events and deliveries. Required.
 	Store store.Store
 	// Hooks holds the before and after hooks webhooks may name; nil: none.
@@ -36,25 +42,51 @@ type Config struct {
 	Workers int
 	// Retry is the retry schedule.
 	Retry RetryPolicy
-	// AllowPrivateNetworks lets the default transport reach loopback and
-	// private addresses on any port. Cloud metadata addresses stay refused.
+	// AllowPrivateNetworks lets the default transport reach loopback,
+	// private and every other non-public address, on any port. Cloud
+	// metadata and credentials endpoints stay refused.
 	AllowPrivateNetworks bool
+	// AllowedNetworks are prefixes the default transport may reach although
+	// they are not public (an internal receiver in 10.20.0.0/16), without
+	// opening every private network. Ports still follow AllowedPorts;
+	// cloud metadata stays refused.
+	AllowedNetworks []netip.Prefix
+	// AllowedPorts are the ports the default transport may connect to
+	// besides 80 and 443; AllowPrivateNetworks allows every port.
+	AllowedPorts []int
+	// Proxy chooses the proxy for a request, as http.Transport.Proxy does;
+	// nil: none (HTTP_PROXY and the like in the environment are ignored).
+	// herald connects only to the proxy, wherever it is (cloud metadata
+	// excepted), and before handing a request over checks what it can
+	// without resolving the target's name: the port, an IP-literal host,
+	// loopback names. The proxy resolves the name, so it must enforce its
+	// own egress policy.
+	Proxy func(*http.Request) (*url.URL, error)
+	// Resolver looks up host names for the default transport; nil:
+	// net.DefaultResolver. Every address it returns is checked.
+	Resolver Resolver
 	// HTTPClient sends the requests; nil: the guarded default. A client
-	// given here is used as it is: its transport decides what it may reach.
+	// given here is used as it is: its transport and redirect policy decide
+	// what it may reach, and Proxy and Resolver must be nil. Register's URL
+	// checks, AttemptTimeout and MaxResponseBytes still apply.
 	HTTPClient *http.Client
 	// Logger receives the dispatcher's logs; nil: discarded.
 	Logger *slog.Logger
 	// Clock tells the time; nil: the system clock.
 	Clock Clock
 	// AttemptTimeout bounds one request, from connect to the last byte of
-	// the answer read; 0: 15s.
+	// the answer read; 0: 15s. With the default transport the TCP connect
+	// and the TLS handshake each get at most 10s of it.
 	AttemptTimeout time.Duration
 	// HookTimeout bounds each before or after hook; 0: 10s.
 	HookTimeout time.Duration
 	// MaxPayloadBytes caps the encoded size of one change; 0: 256 KiB.
 	MaxPayloadBytes int
 	// MaxResponseBytes caps how much of an answer is read and kept in the
-	// delivery log; 0: 64 KiB read, of which the first 4 KiB are kept.
+	// delivery log; 0: 64 KiB read, of which the first 4 KiB are kept. The
+	// rest is never read: the connection is closed. The cap counts bytes
+	// after any decompression the client does; the default transport asks
+	// for none.
 	MaxResponseBytes int64
 	// LeaseDuration is how long a claimed message is held before another
 	// worker may take it (its holder presumed dead); 0: AttemptTimeout plus
@@ -67,6 +99,10 @@ type Config struct {
 	// Observer is told about attempts, outcomes and webhook state changes;
 	// nil: nobody.
 	Observer Observer
+	// ObserverQueue is how many observer events may wait while the
+	// dispatcher runs; when it is full, events are dropped and counted in
+	// Stats. 0: 4096.
+	ObserverQueue int
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration
@@ -79,6 +115,14 @@ type Config struct {
 	// DisableAfter disables a webhook whose requests have all failed for
 	// this long, without a success in between; 0: 5 days; negative: never.
 	DisableAfter time.Duration
+	// Clients are extra HTTP clients a webhook may name in its Client
+	// field, for receivers that need their own TLS setup (mutual TLS with
+	// a client certificate). Like HTTPClient, each is used as it is: its
+	// transport decides what it may reach. nil: none.
+	Clients map[string]*http.Client
+	// SecretKeys encrypts webhook secrets and credentials where the store
+	// keeps them; nil: they are stored as they are. See Keyring.
+	SecretKeys *Keyring
 }
 
 // RetryPolicy is the retry schedule: exponential backoff with jitter.
@@ -126,17 +170,20 @@ func (c *Config) fill() error {
 	neg("HoldDelay", c.HoldDelay < 0)
 	neg("MaxConcurrency", c.MaxConcurrency < 0)
 	errs = append(errs, c.Breaker.check()...)
+	neg("ObserverQueue", c.ObserverQueue < 0)
 	neg("Retry.MaxAttempts", c.Retry.MaxAttempts < 0)
 	neg("Retry.InitialInterval", c.Retry.InitialInterval < 0)
 	neg("Retry.MaxInterval", c.Retry.MaxInterval < 0)
 	neg("Retry.Multiplier", c.Retry.Multiplier < 0)
 	neg("Retry.MaxRetryAfter", c.Retry.MaxRetryAfter < 0)
+	errs = append(errs, c.checkTransportConfig()...)
 	if c.Retry.Multiplier > 0 && c.Retry.Multiplier < 1 {
 		errs = append(errs, errors.New("webhook: Config.Retry.Multiplier must be at least 1"))
 	}
 	if c.Retry.Jitter >= 1 {
 		errs = append(errs, errors.New("webhook: Config.Retry.Jitter must be below 1"))
 	}
+	errs = append(errs, c.clientErrors()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -174,6 +221,9 @@ func (c *Config) fill() error {
 		c.HoldDelay = time.Minute
 	}
 	c.fillHealth()
+	if c.ObserverQueue == 0 {
+		c.ObserverQueue = defaultObserverQueue
+	}
 	r := &c.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = 11
@@ -196,7 +246,8 @@ func (c *Config) fill() error {
 		r.MaxRetryAfter = time.Hour
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = newGuardedClient(guardOptions{allowPrivate: c.AllowPrivateNetworks})
+		c.HTTPClient = newGuardedClient(c, newGuard(c))
+		c.ownClient = true
 	}
 	return nil
 }

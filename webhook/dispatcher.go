@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
-	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -35,8 +34,12 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	life   lifecycle
-	health health
+	life     lifecycle
+	health   health
+	hookRuns hookRuns // hook calls still running, those left running included
+	tel      telemetry
+
+	tokens tokenCache // OAuth2 access tokens, per webhook and version
 }
 
 // definitions is an immutable snapshot of the compiled webhooks.
@@ -50,7 +53,8 @@ type definitions struct {
 type compiled struct {
 	Webhook
 	cond   *condition.Condition
-	signer *signer.Signer
+	keys   *signingKeys
+	client *http.Client
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
 }
@@ -99,9 +103,17 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 	if err != nil {
 		return nil, err
 	}
-	next := &definitions{version: v, byID: map[string]*compiled{}, byTable: map[string][]*compiled{}}
+	next := &definitions{version: v, byID: make(map[string]*compiled, len(rows)), byTable: map[string][]*compiled{}}
+	prev := d.defs.Load()
 	for _, r := range rows {
-		c := d.compile(r)
+		// Reuse what is compiled already: only changed definitions compile.
+		c, ok := (*compiled)(nil), false
+		if prev != nil {
+			c, ok = prev.byID[r.ID]
+		}
+		if !ok || c.Version != r.Version {
+			c = d.compile(r)
+		}
 		next.byID[c.ID] = c
 		next.byTable[c.Table] = append(next.byTable[c.Table], c)
 		if next.version < r.Version {
@@ -109,6 +121,7 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 		}
 	}
 	d.defs.Store(next)
+	d.tokens.retain(next)
 	return next, nil
 }
 
@@ -117,22 +130,27 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 // than sent wrong.
 func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	c := &compiled{}
-	if err := json.Unmarshal(r.Definition, &c.Webhook); err != nil {
-		c.ID = r.ID
-		c.err = fmt.Errorf("stored definition unreadable: %w", err)
-		return c
+	var err error
+	if c.Webhook, err = d.decodeDefinition(r); err != nil {
+		c.err = err
+		if !errors.Is(err, ErrSecretKey) {
+			c.ID = r.ID
+			return c
+		}
 	}
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
-	var err error
-	if c.cond, err = condition.Compile(c.When); err != nil {
+	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}
 	if c.mapper, err = c.Body.Compile(); err != nil && c.err == nil {
 		c.err = fmt.Errorf("body: %w", err)
 	}
-	if c.signer, err = signer.New(c.Secret); err != nil && c.err == nil {
+	if c.keys, err = newSigningKeys(c.Webhook); err != nil && c.err == nil {
 		c.err = fmt.Errorf("secret: %w", err)
+	}
+	if c.client, err = d.clientFor(c.Webhook); err != nil && c.err == nil {
+		c.err = err
 	}
 	if c.err == nil {
 		c.err = d.checkHooks(c.Webhook)
@@ -145,7 +163,9 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 }
 
 // Register validates a new webhook, compiles its condition, generates a
-// secret and an id when they are empty, and stores it.
+// secret and an id when they are empty, and stores it. The secret it
+// generates is of w.SignatureScheme: a "whsec_" secret by default, an
+// Ed25519 key pair for SchemeEd25519 (the returned PublicKey verifies).
 func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
@@ -155,46 +175,98 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		return Webhook{}, err
 	}
 	if w.Secret == "" {
-		s, err := signer.GenerateSecret()
+		s, err := generateSecret(w.SignatureScheme)
 		if err != nil {
 			return Webhook{}, err
 		}
 		w.Secret = s
 	}
 	w.FailingSince, w.DisabledReason = time.Time{}, ""
-	return d.save(ctx, w)
+	out, err := d.save(ctx, w, -1)
+	if errors.Is(err, store.ErrConflict) {
+		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+	}
+	return out, err
 }
 
 // Update replaces a webhook's definition; validation is that of Register.
 // An empty Secret keeps the current one. Pending deliveries use the new
 // definition from their next attempt.
+//
+// A field that comes back Masked (as Webhook's JSON shows it) keeps its
+// stored value: the secret, a header value, an Auth secret, the URL or
+// token URL. A Masked credential is kept only while it goes where it went:
+// after a change of the URL's origin (or of the token URL) it must be
+// given again. A new Secret set here replaces the old one at once; use
+// RotateSecret to let both sign for a while. PreviousSecrets are stored as
+// given; left nil (or Masked) they are kept while Secret is kept and
+// dropped when it changes.
+//
+// With w.Version set (as read from Webhook or Webhooks), Update saves only
+// if nobody changed the webhook since: otherwise it fails with ErrConflict
+// and changes nothing. A zero Version saves unconditionally.
 func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
-	old, err := d.Webhook(ctx, w.ID)
-	if err != nil {
-		return Webhook{}, err
+	var err error
+	for range 8 {
+		var old, out Webhook
+		if old, err = d.Webhook(ctx, w.ID); err != nil {
+			return Webhook{}, err
+		}
+		if w.Version != 0 && w.Version != old.Version {
+			return Webhook{}, fmt.Errorf("webhook %s is at version %d, not %d: %w", w.ID, old.Version, w.Version, ErrConflict)
+		}
+		next := w
+		if err = keepStored(&next, old); err != nil {
+			return Webhook{}, err
+		}
+		reenabled := carryHealth(&next, old)
+		// Saved at the version read, so the kept values are the latest;
+		// an unconditional update reads again when another writer won.
+		out, err = d.save(ctx, next, old.Version)
+		if err == nil && reenabled {
+			d.health.reset(out.ID)
+		}
+		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
+			return out, err
+		}
 	}
-	if w.Secret == "" {
-		w.Secret = old.Secret
-	}
-	reenabled := carryHealth(&w, old)
-	w, err = d.save(ctx, w)
-	if err == nil && reenabled {
-		d.health.reset(w.ID)
-	}
-	return w, err
+	return Webhook{}, err
 }
 
-func (d *Dispatcher) save(ctx context.Context, w Webhook) (Webhook, error) {
+// modify reads a webhook, applies change and saves it at the version read,
+// starting again when another writer got there first.
+func (d *Dispatcher) modify(ctx context.Context, id string, change func(*Webhook) error) (before, after Webhook, err error) {
+	for range 8 {
+		if before, err = d.Webhook(ctx, id); err != nil {
+			return before, Webhook{}, err
+		}
+		w := before
+		if err := change(&w); err != nil {
+			return before, Webhook{}, err
+		}
+		after, err = d.save(ctx, w, before.Version)
+		if !errors.Is(err, store.ErrConflict) {
+			return before, after, err
+		}
+	}
+	return before, Webhook{}, err
+}
+
+// save validates and stores w; ifVersion is the store's condition
+// (store.Webhook.IfVersion).
+func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webhook, error) {
 	w.Method = w.method()
+	w.PreviousSecrets = livePrevious(w.PreviousSecrets, d.now())
 	if err := d.validate(&w); err != nil {
 		return Webhook{}, err
 	}
+	w.derive()
 	w.Version, w.CreatedAt, w.UpdatedAt = 0, time.Time{}, time.Time{}
-	def, err := json.Marshal(w)
+	def, err := d.encodeDefinition(w)
 	if err != nil {
 		return Webhook{}, fmt.Errorf("%w: %v", ErrInvalidWebhook, err)
 	}
-	row, err := d.store.SaveWebhook(ctx, store.Webhook{ID: w.ID, Tenant: w.Tenant, Disabled: w.Disabled, Definition: def}, d.now())
+	row, err := d.store.SaveWebhook(ctx, store.Webhook{ID: w.ID, Tenant: w.Tenant, Disabled: w.Disabled, Definition: def, IfVersion: ifVersion}, d.now())
 	if err != nil {
 		return Webhook{}, err
 	}
@@ -221,7 +293,7 @@ func (d *Dispatcher) Webhook(ctx context.Context, id string) (Webhook, error) {
 		return Webhook{}, err
 	}
 	c := d.compile(r)
-	if c.err != nil && c.Name == "" {
+	if c.err != nil && (c.Name == "" || errors.Is(c.err, ErrSecretKey)) {
 		return Webhook{}, c.err
 	}
 	return c.Webhook, nil
@@ -271,21 +343,19 @@ func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
 
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
-	w, err := d.Webhook(ctx, id)
+	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		was := w.Disabled
+		w.Disabled = disabled
+		markDisabled(w, was, reason)
+		return nil
+	})
 	if err != nil {
 		return Webhook{}, err
-	}
-	was := w.Disabled
-	w.Disabled = disabled
-	markDisabled(&w, was, reason)
-	w, err = d.save(ctx, w)
-	if err != nil {
-		return w, err
 	}
 	if !disabled {
 		d.health.reset(w.ID)
 	}
-	if was != disabled {
+	if before.Disabled != disabled {
 		kind := EventWebhookDisabled
 		if !disabled {
 			kind = EventWebhookEnabled
@@ -339,6 +409,7 @@ func (d *Dispatcher) signal() {
 // payload is the data object of the default envelope, encoded once per
 // event.
 type payload struct {
+	EventID string         `json:"event_id"`
 	Table   string         `json:"table"`
 	Op      string         `json:"op"`
 	Key     string         `json:"key"`
@@ -376,6 +447,23 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 	if err != nil {
 		return "", err
 	}
+	ds := d.match(defs, c, ev.ID, changed, now)
+	if tx != nil {
+		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
+	} else {
+		_, err = d.store.Enqueue(ctx, ev, ds)
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
+	}
+	if len(ds) > 0 && tx == nil {
+		d.signal()
+	}
+	return ev.ID, nil
+}
+
+// match returns a delivery for each webhook the change matches.
+func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
 	var ds []store.Delivery
 	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
 		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
@@ -386,8 +474,8 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		ok, err := w.cond.Match(in)
 		if err != nil {
 			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", ev.ID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: ev.ID, Err: err})
+				"webhook_id", w.ID, "event_id", eventID, "error", err)
+			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
 			continue
 		}
 		if !ok {
@@ -401,18 +489,7 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 			CreatedAt:   now,
 		})
 	}
-	if tx != nil {
-		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
-	} else {
-		_, err = d.store.Enqueue(ctx, ev, ds)
-	}
-	if err != nil {
-		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
-	}
-	if len(ds) > 0 && tx == nil {
-		d.signal()
-	}
-	return ev.ID, nil
+	return ds
 }
 
 // event validates c and encodes it as a stored event.
@@ -445,7 +522,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)

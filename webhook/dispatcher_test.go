@@ -520,3 +520,36 @@ func TestWebhooksList(t *testing.T) {
 	require.Len(t, ws, 2)
 	assert.ElementsMatch(t, []string{a.ID, b.ID}, []string{ws[0].ID, ws[1].ID})
 }
+
+func TestUpdateWithStaleVersionConflicts(t *testing.T) {
+	t.Parallel()
+	k, rcv := setup(t, webhook.Config{})
+	w := register(t, k, rcv, webhook.Webhook{})
+	first := w
+	first.Description = "first editor"
+	saved, err := k.Update(t.Context(), first)
+	require.NoError(t, err)
+	second := w // read before the first editor saved
+	second.Description = "second editor"
+	_, err = k.Update(t.Context(), second)
+	assert.ErrorIs(t, err, webhook.ErrConflict, "a stale edit does not overwrite a newer one")
+	got, err := k.Webhook(t.Context(), w.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "first editor", got.Description)
+	assert.Equal(t, saved.Version, got.Version)
+	second.Version = 0
+	_, err = k.Update(t.Context(), second)
+	assert.NoError(t, err, "a zero Version saves unconditionally")
+}
+
+func TestRegisterRefusesMoreHooksThanTheLeaseHolds(t *testing.T) {
+	t.Parallel()
+	names := []string{"a", "b", "c", "d", "e"}
+	k, rcv := setup(t, webhook.Config{Hooks: hooksWith(t, names...), AttemptTimeout: time.Second,
+		HookTimeout: time.Second, LeaseDuration: 4500 * time.Millisecond})
+	_, err := k.Register(t.Context(), webhook.Webhook{Name: "n", Table: "t", Ops: []webhook.Op{webhook.Insert}, URL: rcv.URL, Before: names[:3]})
+	assert.NoError(t, err, "1s + 3 × 1s fits a 4.5s lease")
+	_, err = k.Register(t.Context(), webhook.Webhook{Name: "n", Table: "t", Ops: []webhook.Op{webhook.Insert}, URL: rcv.URL, Before: names})
+	assert.ErrorIs(t, err, webhook.ErrInvalidWebhook, "1s + 5 × 1s does not")
+	assert.ErrorContains(t, err, "LeaseDuration")
+}

@@ -114,13 +114,107 @@
 // # Security
 //
 // Secrets, header values, URL user info and query values never appear in
-// logs, errors or String output. The default transport refuses loopback,
-// private and other non-public addresses at connect time (the resolved
-// address is checked, so DNS rebinding does not pass) unless
-// Config.AllowPrivateNetworks is set; cloud metadata addresses stay
-// refused even then. Only ports 80 and 443 are allowed by default,
-// redirects are not followed, and every attempt has a timeout and a cap
-// on the answer it reads.
+// logs, errors or String output. The default transport resolves each host
+// itself and connects only to addresses it checked, so DNS rebinding does
+// not pass. It refuses loopback, private, shared, link-local, multicast,
+// reserved and documentation addresses, their IPv4-mapped, NAT64 and 6to4
+// forms, and ports other than 80, 443 and Config.AllowedPorts.
+// Config.AllowedNetworks opens chosen prefixes; Config.AllowPrivateNetworks
+// opens every address and port. Cloud metadata endpoints stay refused
+// whatever the configuration. Refusals wrap [ErrBlockedDestination] and
+// happen before any connection; [Dispatcher.Register] applies the same
+// rules to IP literals, names and ports. Redirects are not followed;
+// proxies come only from Config.Proxy; every attempt has a timeout and
+// reads at most Config.MaxResponseBytes. [Classify] documents what each
+// answer means.
+//
+// # Hooks and body shaping
+//
+// A webhook's Before and After name hooks registered in Config.Hooks
+// (package transform). Each attempt decodes its records, runs the before
+// hooks in order, shapes the records with the webhook's Body (selection,
+// redaction, masks, value maps), encodes them (the envelope, flat JSON,
+// a form, a GET query string, or CloudEvents 1.0), signs the exact bytes
+// sent, sends them and runs the after hooks with the result. A webhook
+// without hooks and with a plain envelope body sends the stored payloads
+// as they are, encoded once per event.
+//
+// A before hook's ErrSkip ends the message as Skipped, spending no
+// attempt; transform.Permanent makes it Dead; any other error fails the
+// attempt for a retry. After hooks cannot change the outcome; their
+// failures are logged and reported as EventHookError. Every hook call runs
+// in its own goroutine under Config.HookTimeout: a panic fails the attempt
+// with its stack, and a hook that ignores its context is left running
+// while the attempt fails and moves on; Shutdown waits for such calls
+// within its context and grace. Body errors (an expression that does not
+// compile, with its line and column) fail Register and wrap both
+// ErrInvalidWebhook and transform.ErrInvalidBody.
+// # Delivery log
+//
+// Every delivery is kept with its status, attempt count, last error and
+// times, and every attempt with its time, request headers (values masked
+// except those herald sets itself), status code, latency, the first 4 KiB
+// of the answer, its error and the definition version it used.
+// [Dispatcher.DeliveryLog] pages through deliveries filtered by webhook,
+// event, status, tenant, record key and publication time, oldest first,
+// with an opaque cursor bound to the filters; [Dispatcher.Attempts] lists
+// one delivery's attempts. [Dispatcher.Deliveries] is the same query with
+// the store's raw sequence cursor.
+//
+// # Recovery
+//
+// [Dispatcher.Recover] sends again every dead (or otherwise finished)
+// delivery of one webhook published in a time range, oldest first, paging
+// through the log rather than loading it; DryRun counts first. With a store
+// that implements store.Requeuer (the memory store does) recovered
+// deliveries rejoin their record's order chain by sequence: for each
+// record key they go out one at a time, oldest first, ahead of the key's
+// later pending deliveries, so the receiver ends with the latest state;
+// only a later delivery of the key already in flight is not held back.
+// With other stores Recover replays each delivery, and replays of one key
+// may arrive in any order; [RecoverResult].InOrder tells which happened.
+//
+// # Observer
+//
+// Config.Observer is told about every attempt (with its outcome), every
+// delivered, retried, dead, skipped, held and canceled message, every
+// condition that failed at run time, and every webhook disabled or enabled
+// again. While the dispatcher runs, events pass through a bounded queue
+// (Config.ObserverQueue) drained by one goroutine that Start launches and
+// Shutdown stops once the queue is handed over, so a slow observer never
+// holds up a worker; when the queue is full events are dropped and counted
+// in [Stats]. Without Start (ProcessDue) the observer is called
+// synchronously, so tests see every event at once. Package
+// webhook/otelobserver turns the events into OpenTelemetry traces and
+// metrics; package webhook itself does not import OpenTelemetry.
+//
+// # Stats
+//
+// [Dispatcher.Stats] counts deliveries by webhook and state, the age of the
+// oldest pending delivery (counted from its publication, also for a
+// replayed or recovered one) and this process's attempts in flight. With a
+// store that implements store.Counter it is one query; otherwise it pages
+// through the log.
+//
+// # Logs
+//
+// The dispatcher logs through Config.Logger (quiet by default): every
+// attempt at Debug, a scheduled retry at Info, a message that failed for
+// good, a webhook disabled by a 410 and a failed after hook at Warn, and
+// what it cannot do (a definition it cannot use, a store that fails) at
+// Error. Attributes use stable keys:
+//
+//   - webhook_id, message_id (the webhook-id header), event_id (a change)
+//   - attempt (its number), records (in the message)
+//   - status (the HTTP status, 0 when no answer arrived), latency_ms
+//   - outcome ("delivered", "retry" or "dead"), next_attempt
+//   - delivery_status (a delivery's state), matched, replayed, in_order
+//     (a recovery)
+//   - url (redacted), hook (a hook's name), kind (an observer event's),
+//     dropped (observer events), error
+//
+// Secrets, header values, URL user info and query values are never
+// logged.
 //
 // # Endpoint health
 //

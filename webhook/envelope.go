@@ -65,7 +65,7 @@ func envelopeFromRecords(msg *transform.Message) ([]byte, error) {
 		if r.Time.After(ts) {
 			ts = r.Time
 		}
-		p, err := json.Marshal(payload{Table: r.Table, Op: r.Op, Key: r.Key, New: r.New, Old: r.Old,
+		p, err := json.Marshal(payload{EventID: r.EventID, Table: r.Table, Op: r.Op, Key: r.Key, New: r.New, Old: r.Old,
 			Changed: r.Changed, Tenant: r.Tenant, Context: r.Context})
 		if err != nil {
 			return nil, err

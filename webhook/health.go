@@ -955,40 +955,50 @@ const failingSinceKey = "failing_since"
 
 // storeFailingSince writes the start of the webhook's run of failures
 // (zero: clears it) into its stored definition. It patches that one field
-// of the stored JSON, so fields this version of herald does not know are
-// kept, and keeps an earlier start another process wrote.
+// of the stored JSON, so fields this version of herald does not know (and
+// sealed secrets) are kept as they are, and keeps an earlier start
+// another process wrote. The save is conditional on the version read, so
+// an edit made meanwhile is never overwritten: the patch is made again on
+// top of it.
 func (d *Dispatcher) storeFailingSince(ctx context.Context, id string, since time.Time) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	row, err := d.store.Webhook(ctx, id)
-	if err != nil {
-		return err
+	var err error
+	for range 8 {
+		var row store.Webhook
+		if row, err = d.store.Webhook(ctx, id); err != nil {
+			return err
+		}
+		var def map[string]json.RawMessage
+		if err := json.Unmarshal(row.Definition, &def); err != nil {
+			return fmt.Errorf("stored definition unreadable: %w", err)
+		}
+		var cur time.Time
+		if raw, ok := def[failingSinceKey]; ok {
+			_ = json.Unmarshal(raw, &cur)
+		}
+		switch {
+		case since.IsZero() && cur.IsZero():
+			return nil
+		case !since.IsZero() && !cur.IsZero() && !cur.After(since):
+			return nil
+		case since.IsZero():
+			delete(def, failingSinceKey)
+		default:
+			def[failingSinceKey], _ = json.Marshal(since.UTC())
+		}
+		if row.Definition, err = json.Marshal(def); err != nil {
+			return err
+		}
+		row.IfVersion = row.Version
+		if _, err = d.store.SaveWebhook(ctx, row, d.now()); err == nil {
+			_, err = d.current(ctx, true)
+			return err
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
 	}
-	var def map[string]json.RawMessage
-	if err := json.Unmarshal(row.Definition, &def); err != nil {
-		return fmt.Errorf("stored definition unreadable: %w", err)
-	}
-	var cur time.Time
-	if raw, ok := def[failingSinceKey]; ok {
-		_ = json.Unmarshal(raw, &cur)
-	}
-	switch {
-	case since.IsZero() && cur.IsZero():
-		return nil
-	case !since.IsZero() && !cur.IsZero() && !cur.After(since):
-		return nil
-	case since.IsZero():
-		delete(def, failingSinceKey)
-	default:
-		def[failingSinceKey], _ = json.Marshal(since.UTC())
-	}
-	if row.Definition, err = json.Marshal(def); err != nil {
-		return err
-	}
-	if _, err := d.store.SaveWebhook(ctx, row, d.now()); err != nil {
-		return err
-	}
-	_, err = d.current(ctx, true)
 	return err
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/transform"
 )
 
@@ -76,10 +75,10 @@ func (d *Dispatcher) Ping(ctx context.Context, id string) (PingResult, error) {
 	if !ok {
 		return PingResult{}, fmt.Errorf("webhook %q: %w", id, ErrNotFound)
 	}
-	if w.signer == nil {
+	if w.keys == nil || w.client == nil {
 		return PingResult{}, fmt.Errorf("webhook %s cannot be used by this process: %w", id, w.err)
 	}
-	res := d.ping(ctx, w)
+	res := d.ping(ctx, w, true)
 	if res.OK() {
 		d.succeeded(ctx, w)
 	}
@@ -92,22 +91,27 @@ func (d *Dispatcher) Ping(ctx context.Context, id string) (PingResult, error) {
 // is stored and nothing else changes.
 func (d *Dispatcher) PingWebhook(ctx context.Context, w Webhook) (PingResult, error) {
 	if w.Secret == "" {
-		s, err := signer.GenerateSecret()
+		s, err := generateSecret(w.SignatureScheme)
 		if err != nil {
 			return PingResult{}, err
 		}
 		w.Secret = s
 	}
 	w.Method = w.method()
+	w.PreviousSecrets = livePrevious(w.PreviousSecrets, d.now())
 	if err := d.validate(&w); err != nil {
 		return PingResult{}, err
 	}
+	w.derive()
 	c := &compiled{Webhook: w}
 	var err error
-	if c.signer, err = signer.New(w.Secret); err != nil {
+	if c.keys, err = newSigningKeys(w); err != nil {
 		return PingResult{}, fmt.Errorf("%w: secret: %v", ErrInvalidWebhook, err)
 	}
-	return d.ping(ctx, c), nil
+	if c.client, err = d.clientFor(w); err != nil {
+		return PingResult{}, fmt.Errorf("%w: %v", ErrInvalidWebhook, err)
+	}
+	return d.ping(ctx, c, false), nil
 }
 
 // pingData is the data object of a ping.
@@ -116,8 +120,8 @@ type pingData struct {
 	Message   string `json:"message"`
 }
 
-// ping makes the request of Ping and PingWebhook.
-func (d *Dispatcher) ping(ctx context.Context, w *compiled) PingResult {
+// ping makes the request of Ping and PingWebhook; stored says which.
+func (d *Dispatcher) ping(ctx context.Context, w *compiled, stored bool) PingResult {
 	now := d.now()
 	id := uuid.Must(uuid.NewV7()).String()
 	res := PingResult{MessageID: id, Method: w.method(), URL: RedactURL(w.URL)}
@@ -167,6 +171,9 @@ func (d *Dispatcher) ping(ctx context.Context, w *compiled) PingResult {
 	for k, v := range w.Headers {
 		req.Header.Set(k, v)
 	}
+	if err := d.pingAuth(actx, w, req.Header, stored); err != nil {
+		return fail(err)
+	}
 	signed := body
 	if w.method() == http.MethodGet {
 		signed = []byte(query)
@@ -175,7 +182,7 @@ func (d *Dispatcher) ping(ctx context.Context, w *compiled) PingResult {
 	res.RequestHeaders = maskHeaders(req.Header)
 
 	start := time.Now()
-	resp, err := d.client.Do(req)
+	resp, err := w.client.Do(req)
 	var answer []byte
 	if err == nil {
 		answer, err = readCapped(resp.Body, d.cfg.MaxResponseBytes)
@@ -192,9 +199,28 @@ func (d *Dispatcher) ping(ctx context.Context, w *compiled) PingResult {
 		return fail(redactTransportError(err))
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
+		if res.StatusCode == http.StatusUnauthorized && stored {
+			d.unauthorized(w, req)
+		}
 		return fail(nil)
 	}
 	return res
+}
+
+// pingAuth sets the receiver auth of a ping as for a delivery. A webhook
+// not stored yet has no identity to cache an OAuth2 token under: its
+// token is fetched for the ping alone, so that one form's token never
+// reaches another form's receiver.
+func (d *Dispatcher) pingAuth(ctx context.Context, w *compiled, h http.Header, stored bool) error {
+	if !stored && w.Auth != nil && w.Auth.Type == AuthOAuth2ClientCredentials {
+		v, _, err := d.fetchToken(ctx, w)
+		if err != nil {
+			return err
+		}
+		h.Set("Authorization", v)
+		return nil
+	}
+	return d.authorize(ctx, w, h)
 }
 
 // redactTransportError masks the URL net/http puts in its errors: it

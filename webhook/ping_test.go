@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"testing"
 	"time"
@@ -114,13 +115,25 @@ func TestPingTimesOut(t *testing.T) {
 
 func TestPingRefusesBlockedDestination(t *testing.T) {
 	t.Parallel()
-	d, err := webhook.New(webhook.Config{Store: memory.New()})
+	// The name passes Register's checks; it resolves to a private address,
+	// which only the transport's connect-time guard sees.
+	d, err := webhook.New(webhook.Config{Store: memory.New(), Resolver: fixedResolver{netip.MustParseAddr("10.1.2.3")}})
 	require.NoError(t, err)
-	res, err := d.PingWebhook(t.Context(), webhook.Webhook{Name: "intranet", Table: "employee",
-		Ops: []webhook.Op{webhook.Insert}, URL: "http://localhost/hook"})
+	w := webhook.Webhook{Name: "intranet", Table: "employee", Ops: []webhook.Op{webhook.Insert}, URL: "http://hr-intranet.example/hook"}
+	res, err := d.PingWebhook(t.Context(), w)
 	require.NoError(t, err)
 	assert.False(t, res.OK())
 	assert.ErrorIs(t, res.Err, webhook.ErrBlockedDestination, "the same guarded transport as deliveries")
+
+	w.URL = "http://localhost/hook"
+	_, err = d.PingWebhook(t.Context(), w)
+	assert.ErrorIs(t, err, webhook.ErrInvalidWebhook, "what Register refuses is refused before any request")
+}
+
+type fixedResolver struct{ addr netip.Addr }
+
+func (r fixedResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{r.addr}, nil
 }
 
 func TestPingWebhookUnsaved(t *testing.T) {
@@ -273,4 +286,36 @@ func ExampleDispatcher_Ping() {
 	// Output:
 	// true 200 got webhook.ping
 	// false 0 true
+}
+
+func TestPingCarriesReceiverAuth(t *testing.T) {
+	t.Parallel()
+	k, rcv := setup(t, webhook.Config{})
+	ts := newTokenServer(t, 3600)
+
+	bearer := register(t, k, rcv, webhook.Webhook{Auth: &webhook.Auth{Type: webhook.AuthBearer, Token: "b3arer"}})
+	res, err := k.Ping(t.Context(), bearer.ID)
+	require.NoError(t, err)
+	require.True(t, res.OK())
+	assert.Equal(t, "xxxxx", res.RequestHeaders["Authorization"])
+
+	// A stored OAuth2 webhook shares its token with its deliveries.
+	stored := register(t, k, rcv, webhook.Webhook{Name: "oauth", Auth: ts.auth()})
+	for range 2 {
+		res, err = k.Ping(t.Context(), stored.ID)
+		require.NoError(t, err)
+		require.True(t, res.OK())
+	}
+	assert.Equal(t, 1, ts.count(), "the cached token serves the second ping")
+
+	// Unsaved webhooks have no identity to cache a token under: each ping
+	// fetches its own, so one form's token never reaches another's receiver.
+	draft := webhook.Webhook{Name: "draft", Table: "employee", Ops: []webhook.Op{webhook.Insert}, URL: rcv.URL + "/draft", Auth: ts.auth()}
+	for range 2 {
+		res, err = k.PingWebhook(t.Context(), draft)
+		require.NoError(t, err)
+		require.True(t, res.OK())
+	}
+	assert.Equal(t, 3, ts.count())
+	assert.Equal(t, []string{"Bearer b3arer", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-3"}, authHeaders(rcv.Requests()))
 }

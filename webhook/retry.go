@@ -3,6 +3,7 @@ package webhook
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -31,12 +32,15 @@ func (p RetryPolicy) delay(failed int) time.Duration {
 // retryAfter reads a Retry-After header (seconds or an HTTP date) and
 // returns the wait it asks for, capped, or 0 when absent or unreadable.
 func retryAfter(h http.Header, now time.Time, limit time.Duration) time.Duration {
-	v := h.Get("Retry-After")
+	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if secs >= uint64(limit/time.Second) {
+			return limit // also keeps a huge number from overflowing
+		}
 		d = time.Duration(secs) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)

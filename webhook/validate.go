@@ -3,13 +3,11 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/heraldhr/herald/condition"
-	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/transform"
 )
 
@@ -55,7 +53,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 		}
 	}
 	if err := w.Body.Validate(); err != nil {
-		bad("body: %v", err)
+		bad("body: %w", err)
 	}
 	if w.MaxBatch < 0 || w.MaxBatch > MaxBatchLimit {
 		bad("max_batch %d is outside 0..%d", w.MaxBatch, MaxBatchLimit)
@@ -67,12 +65,17 @@ func (d *Dispatcher) validate(w *Webhook) error {
 	if err := d.checkHooks(*w); err != nil {
 		errs = append(errs, err)
 	}
+	// Each hook may take HookTimeout: the attempt must still end within
+	// its lease, or another worker would send the message again.
+	if n := len(w.Before) + len(w.After); n > 0 {
+		if need := d.cfg.AttemptTimeout + time.Duration(n)*d.cfg.HookTimeout; need >= d.cfg.LeaseDuration {
+			bad("%d hooks may take %v with the attempt, not less than Config.LeaseDuration (%v): raise LeaseDuration or lower HookTimeout", n, need, d.cfg.LeaseDuration)
+		}
+	}
 	if _, err := condition.Compile(w.When); err != nil {
 		bad("when: %v", err)
 	}
-	if err := signer.ValidateSecret(w.Secret); err != nil {
-		bad("secret is malformed (expected whsec_ followed by base64)")
-	}
+	errs = append(errs, d.validateCredentials(w)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWebhook, err)
 	}
@@ -94,9 +97,10 @@ func (d *Dispatcher) checkHooks(w Webhook) error {
 	return errors.Join(errs...)
 }
 
-// checkURL accepts only absolute http(s) URLs with a host. An IP literal in
-// a refused range is refused here already; the connect-time check of the
-// guarded transport is the real guard.
+// checkURL accepts only absolute http(s) URLs with a host, and applies the
+// transport's guard to what can be judged without DNS (the port, an IP
+// literal, loopback and numeric names); the connect-time check of the
+// resolved addresses is the real guard.
 func (d *Dispatcher) checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -114,21 +118,7 @@ func (d *Dispatcher) checkURL(raw string) error {
 	if strings.ContainsAny(raw, "\r\n\x00 ") {
 		return errors.New("url holds white space or control characters")
 	}
-	port := 80
-	if u.Scheme == "https" {
-		port = 443
-	}
-	if p := u.Port(); p != "" {
-		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
-			return fmt.Errorf("url port %q is invalid", p)
-		}
-	}
-	g := guardOptions{allowPrivate: d.cfg.AllowPrivateNetworks}
-	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
-		if err := g.checkDestination(ip, port); err != nil {
-			return fmt.Errorf("url: %w", err)
-		}
-	} else if err := g.checkPort(port); err != nil {
+	if err := newGuard(&d.cfg).checkTarget(u); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
 	return nil

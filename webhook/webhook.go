@@ -27,6 +27,9 @@ var (
 	ErrNotFound = store.ErrNotFound
 	// ErrPending: a pending delivery cannot be replayed.
 	ErrPending = store.ErrPending
+	// ErrConflict: the webhook changed since it was read (Update with a
+	// stale Version); read it again and reapply the change.
+	ErrConflict = store.ErrConflict
 	// ErrStarted: Start was called twice.
 	ErrStarted = errors.New("webhook: dispatcher already started")
 )
@@ -97,9 +100,29 @@ type Webhook struct {
 	// MaxBatch is the number of records one request may carry; 0 or 1 is
 	// one record per request, as a single object.
 	MaxBatch int `json:"max_batch,omitempty"`
-	// Secret signs requests ("whsec_..."); Register generates one when
-	// empty.
+	// Secret signs requests: a "whsec_" secret, or a "whsk_" Ed25519
+	// private key; Register generates one when empty.
 	Secret string `json:"secret,omitempty"`
+	// SignatureScheme picks the kind of secret Register generates when
+	// Secret is empty: SchemeHMAC ("hmac-sha256", the default, v1
+	// signatures) or SchemeEd25519 ("ed25519", v1a signatures verified
+	// with PublicKey). It is set from Secret on every webhook returned.
+	SignatureScheme string `json:"signature_scheme,omitempty"`
+	// PublicKey ("whpk_...") verifies the signatures of an Ed25519
+	// webhook; hand it to the receiver. Derived from Secret; empty for
+	// HMAC secrets.
+	PublicKey string `json:"public_key,omitempty"`
+	// PreviousSecrets are earlier secrets that keep signing, beside
+	// Secret, until their ExpiresAt: a rotation's grace (RotateSecret).
+	PreviousSecrets []Secret `json:"previous_secrets,omitempty"`
+	// Auth authenticates herald to the receiver (Basic, bearer token or
+	// OAuth2 client credentials); nil: only Headers.
+	Auth *Auth `json:"auth,omitempty"`
+	// Client names the *http.Client in Config.Clients that sends this
+	// webhook's requests (and its OAuth2 token requests): a client with a
+	// TLS certificate for receivers that want mutual TLS. Empty: the
+	// dispatcher's client.
+	Client string `json:"client,omitempty"`
 	// Disabled is the "Published" toggle, inverted: a disabled webhook
 	// gets no new deliveries and its queued ones wait.
 	Disabled bool `json:"disabled,omitempty"`

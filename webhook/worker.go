@@ -55,6 +55,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			notes = ch
 		}
 	}
+	d.startObserver()
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
@@ -65,11 +66,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.claimLoop(l.runCtx, l.stop, notes)
 		l.inflight.Wait()
 		d.unpark()
+		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
 		close(l.acks)
 		l.ackMu.Unlock()
 		<-ackDone
+		d.stopObserver()
 		l.cancel()
 		if notes != nil {
 			for range notes { // the store closes it once runCtx ends
@@ -82,9 +85,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // Shutdown stops claiming, waits for attempts in flight until ctx ends,
 // then cancels them and releases their leases so another dispatcher can
 // take the work at once, waits a short grace for hooks that ignore their
-// context, and returns ctx.Err(). A second call, or a call before Start,
-// does nothing.
+// context, and returns ctx.Err(). It also closes the idle connections of
+// the client herald built, so no keep-alive goroutine outlives it. A second
+// call does nothing more.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	defer d.closeIdle()
 	l := &d.life
 	l.mu.Lock()
 	if !l.started || l.stopping {
@@ -108,6 +113,14 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 		d.log.Error("herald: hooks still running after shutdown; they ignore their context")
 	}
 	return ctx.Err()
+}
+
+// closeIdle closes the idle keep-alive connections of the clients herald
+// built itself; a client the application supplied is the application's.
+func (d *Dispatcher) closeIdle() {
+	if d.cfg.ownClient {
+		d.client.CloseIdleConnections()
+	}
 }
 
 // claimLoop claims due messages while workers are free and hands each to

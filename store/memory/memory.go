@@ -15,8 +15,9 @@ import (
 )
 
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Notifier = (*Store)(nil)
+	_ store.Store        = (*Store)(nil)
+	_ store.Notifier     = (*Store)(nil)
+	_ store.BulkEnqueuer = (*Store)(nil)
 )
 
 // Store is an in-memory store, safe for concurrent use.
@@ -100,7 +101,15 @@ func (s *Store) SaveWebhook(ctx context.Context, w store.Webhook, now time.Time)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.webhooks[w.ID]; ok {
+	old, exists := s.webhooks[w.ID]
+	switch {
+	case w.IfVersion == -1 && exists:
+		return store.Webhook{}, fmt.Errorf("webhook %q exists: %w", w.ID, store.ErrConflict)
+	case w.IfVersion > 0 && (!exists || old.Version != w.IfVersion):
+		return store.Webhook{}, fmt.Errorf("webhook %q is not at version %d: %w", w.ID, w.IfVersion, store.ErrConflict)
+	}
+	w.IfVersion = 0
+	if exists {
 		w.CreatedAt = old.CreatedAt
 	} else {
 		w.CreatedAt = now
@@ -217,6 +226,55 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 			return false, fmt.Errorf("memory: delivery %q exists", d.ID)
 		}
 	}
+	s.enqueue(e, ds)
+	return true, nil
+}
+
+// EnqueueMany stores each event and its deliveries unless the event
+// exists (or came earlier in es), all or nothing.
+func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, x := range es {
+		if x.Event.ID == "" {
+			return nil, fmt.Errorf("memory: event without id")
+		}
+		for _, d := range x.Deliveries {
+			if d.ID == "" || d.WebhookID == "" {
+				return nil, fmt.Errorf("memory: delivery without id or webhook id")
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	created := make([]bool, len(es))
+	seen := map[eventKey]bool{}
+	ids := map[string]bool{}
+	for i, x := range es {
+		k := eventKey{x.Event.Tenant, x.Event.ID}
+		if _, ok := s.events[k]; ok || seen[k] {
+			continue
+		}
+		seen[k], created[i] = true, true
+		for _, d := range x.Deliveries {
+			if _, ok := s.rows[d.ID]; ok || ids[d.ID] {
+				return nil, fmt.Errorf("memory: delivery %q exists", d.ID)
+			}
+			ids[d.ID] = true
+		}
+	}
+	for i, x := range es {
+		if created[i] {
+			s.enqueue(x.Event, x.Deliveries)
+		}
+	}
+	return created, nil
+}
+
+// enqueue stores a new event and its deliveries; s.mu is held.
+func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
+	k := eventKey{e.Tenant, e.ID}
 	ev := e
 	ev.Payload = slices.Clone(e.Payload)
 	s.events[k] = &ev
@@ -253,7 +311,6 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	if len(ds) > 0 {
 		s.notify()
 	}
-	return true, nil
 }
 
 // Claim leases up to c.Limit due messages.

@@ -34,13 +34,56 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 const lease = 30 * time.Second
 
+// Option adds to what the suite checks.
+type Option func(*options)
+
+type options struct {
+	another func(t *testing.T, s store.Store) store.Store
+}
+
+// Shared lets the suite check what several store instances on the same
+// data (several processes on one database) must agree on: another returns
+// a second instance reading and writing the same data as s. A store that
+// lives in one process's memory returns s itself.
+func Shared(another func(t *testing.T, s store.Store) store.Store) Option {
+	return func(o *options) { o.another = another }
+}
+
 // Run runs the whole suite against stores made by newStore.
-func Run(t *testing.T, newStore Factory) {
+func Run(t *testing.T, newStore Factory, opts ...Option) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	another := func(t *testing.T, s store.Store) store.Store { return s }
+	if o.another != nil {
+		another = func(t *testing.T, s store.Store) store.Store {
+			s2 := o.another(t, s)
+			t.Cleanup(func() { _ = s2.Close() })
+			return s2
+		}
+	}
+	shared := []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"SharedDefinitions", testSharedDefinitions},
+		{"SharedQueue", testSharedQueue},
+		{"Notifications", testNotifications},
+	}
+	for _, tc := range shared {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s, another(t, s))
+		})
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"WebhookDefinitions", testWebhookDefinitions},
+		{"ConditionalSave", testConditionalSave},
 		{"EnqueueIsIdempotent", testEnqueueIdempotent},
 		{"ClaimOnlyDue", testClaimOnlyDue},
 		{"LeaseHoldsUntilExpiry", testLease},
@@ -61,6 +104,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"Attempts", testAttempts},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"FairAcrossWebhooks", testFairAcrossWebhooks},
+		{"ConcurrentClaimersKeepOrder", testConcurrentOrder},
+		{"OrderAcrossBatches", testOrderAcrossBatches},
+		{"BatchLeaseExpires", testBatchLeaseExpires},
+		{"EnqueueMany", testEnqueueMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +116,7 @@ func Run(t *testing.T, newStore Factory) {
 			tc.fn(t, s)
 		})
 	}
+	runObservability(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
@@ -169,6 +217,27 @@ func testWebhookDefinitions(t *testing.T, s store.Store) {
 	_, err = s.Webhook(ctx(t), "wh-b")
 	assert.ErrorIs(t, err, store.ErrNotFound)
 	assert.ErrorIs(t, s.DeleteWebhook(ctx(t), "wh-b", t0), store.ErrNotFound)
+}
+
+func testConditionalSave(t *testing.T, s store.Store) {
+	def := json.RawMessage(`{"name":"a"}`)
+	a, err := s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: def, IfVersion: -1}, t0)
+	require.NoError(t, err, "create-only save of a new id")
+	assert.Zero(t, a.IfVersion)
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: def, IfVersion: -1}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "create-only save of a taken id")
+	b, err := s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"b"}`), IfVersion: a.Version}, t0)
+	require.NoError(t, err, "save at the version read")
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"lost"}`), IfVersion: a.Version}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "a save from a stale read loses no update")
+	got, err := s.Webhook(ctx(t), "wh")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"name":"b"}`, string(got.Definition))
+	assert.Equal(t, b.Version, got.Version)
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "other", Definition: def, IfVersion: 7}, t0)
+	assert.ErrorIs(t, err, store.ErrConflict, "a conditional save of a missing id")
+	_, err = s.SaveWebhook(ctx(t), store.Webhook{ID: "wh", Definition: json.RawMessage(`{"name":"c"}`)}, t0)
+	assert.NoError(t, err, "an unconditional save")
 }
 
 func testEnqueueIdempotent(t *testing.T, s store.Store) {

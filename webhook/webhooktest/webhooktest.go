@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,8 +110,14 @@ func NewReceiver(t testing.TB, clock webhook.Clock, secrets ...string) *Receiver
 }
 
 // AddSecret adds a secret the receiver accepts (a webhook's Secret, once
-// Register generated it).
+// Register generated it). An Ed25519 "whsk_" key is turned into its public
+// key, as a real receiver would hold it.
 func (r *Receiver) AddSecret(s string) {
+	if strings.HasPrefix(s, "whsk_") {
+		if pub, err := signer.PublicKey(s); err == nil {
+			s = pub
+		}
+	}
 	r.mu.Lock()
 	r.secrets = append(r.secrets, s)
 	r.mu.Unlock()

@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhr/herald/store"
+)
+
+// Ack records outcomes in one transaction: one statement writes every
+// result (completions, retries, dead letters, attempts), a second moves
+// the next delivery of each finished chain up to head. Results whose
+// lease was lost change nothing; the error then wraps store.ErrLeaseLost
+// and names their messages.
+func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	n := len(rs)
+	var (
+		leases       = make([]uuid.UUID, n)
+		anchors      = make([]int64, n)
+		mids         = make([]string, n)
+		outcomes     = make([]int32, n)
+		nows         = make([]time.Time, n)
+		next         = make([]time.Time, n)
+		reasons      = make([]string, n)
+		has          = make([]bool, n)
+		codes        = make([]int32, n)
+		latency      = make([]int64, n)
+		headers      = make([][]byte, n)
+		bodies       = make([]string, n)
+		errs         = make([]string, n)
+		versions     = make([]int64, n)
+		ats          = make([]time.Time, n)
+		attemptMIDs  = make([]string, n)
+		lost         []string
+		valid        = make([]bool, n)
+		validResults int
+	)
+	for i, r := range rs {
+		l, anchor, err := parseLease(r.Lease)
+		if err != nil {
+			lost = append(lost, r.MessageID) // not a lease this store gave out
+			continue
+		}
+		anchors[i] = anchor
+		valid[i] = true
+		validResults++
+		leases[i], mids[i], outcomes[i], nows[i], next[i], reasons[i] = l, r.MessageID, int32(r.Outcome), r.Now, r.NextAttempt, r.Error
+		if a := r.Attempt; a != nil {
+			has[i], codes[i], latency[i], bodies[i], errs[i], versions[i], ats[i] = true, int32(a.StatusCode), int64(a.Latency), a.ResponseBody, a.Error, a.WebhookVersion, a.At
+			attemptMIDs[i] = a.MessageID
+			if attemptMIDs[i] == "" {
+				attemptMIDs[i] = r.MessageID
+			}
+			if a.RequestHeaders != nil {
+				b, err := json.Marshal(a.RequestHeaders)
+				if err != nil {
+					return fmt.Errorf("postgres: ack: %w", err)
+				}
+				headers[i] = b
+			}
+		}
+	}
+	if validResults < n {
+		leases, mids, outcomes, nows, next, reasons = keep(leases, valid), keep(mids, valid), keep(outcomes, valid), keep(nows, valid), keep(next, valid), keep(reasons, valid)
+		has, codes, latency, headers, bodies, errs = keep(has, valid), keep(codes, valid), keep(latency, valid), keep(headers, valid), keep(bodies, valid), keep(errs, valid)
+		versions, ats, attemptMIDs, anchors = keep(versions, valid), keep(ats, valid), keep(attemptMIDs, valid), keep(anchors, valid)
+	}
+	recorded := map[uuid.UUID]bool{}
+	if len(leases) > 0 {
+		// One round trip: the two statements run as one implicit
+		// transaction, each with its own snapshot.
+		b := &pgx.Batch{}
+		b.Queue(s.q.ack, leases, mids, outcomes, nows, next, reasons, has, codes, latency, headers,
+			bodies, errs, versions, ats, attemptMIDs, anchors)
+		b.Queue(s.q.promote, anchors)
+		br := s.pool.SendBatch(ctx, b)
+		err := func() error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var l uuid.UUID
+				if err := rows.Scan(&l); err != nil {
+					rows.Close()
+					return err
+				}
+				recorded[l] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			_, err = br.Exec()
+			return err
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: ack: %w", err)
+		}
+	}
+	for i, l := range leases {
+		if !recorded[l] {
+			lost = append(lost, mids[i])
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("postgres: messages %v: %w", lost, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+func keep[T any](xs []T, ok []bool) []T {
+	out := xs[:0:0]
+	for i, x := range xs {
+		if ok[i] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Release returns leased messages to the queue at once, unattempted.
+func (s *Store) Release(ctx context.Context, leases []string) error {
+	ids := make([]uuid.UUID, 0, len(leases))
+	anchors := make([]int64, 0, len(leases))
+	for _, l := range leases {
+		if id, anchor, err := parseLease(l); err == nil {
+			ids, anchors = append(ids, id), append(anchors, anchor)
+		}
+	}
+	if len(ids) == 0 {
+		return ctx.Err()
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.q.release, ids, notifyChannel, s.schema, anchors).Scan(&n); err != nil {
+		return fmt.Errorf("postgres: release: %w", err)
+	}
+	return nil
+}
+
+// Replay makes a finished delivery pending again, due at now, outside its
+// order chain, with a fresh attempt count.
+func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
+	var ok bool
+	err := s.pool.QueryRow(ctx, s.q.replay, id, now, notifyChannel, s.schema).Scan(&ok)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: replay: %w", err)
+	}
+	var pending bool
+	err = s.pool.QueryRow(ctx, s.q.replayState, id).Scan(&pending)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: replay: %w", err)
+	case pending:
+		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+	}
+	return fmt.Errorf("postgres: replay of delivery %q changed nothing", id)
+}
+
+// A lease token is "<uuid>.<seq>": a random id and the seq of the
+// message's first row, through which the store finds the message's rows.
+func leaseToken(id string, anchor int64) string { return id + "." + strconv.FormatInt(anchor, 10) }
+
+func parseLease(tok string) (uuid.UUID, int64, error) {
+	id, seq, ok := strings.Cut(tok, ".")
+	if !ok {
+		return uuid.UUID{}, 0, errors.New("postgres: malformed lease")
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.UUID{}, 0, err
+	}
+	n, err := strconv.ParseInt(seq, 10, 64)
+	return u, n, err
+}
