@@ -736,10 +736,12 @@ const (
 	runDisable           // disable the webhook
 )
 
-// settle returns a ticket after the attempt and feeds what the request
-// did to the breaker and to the webhook's run of failures. Only requests
-// that were sent count: a hook that failed before sending, or an attempt
-// cut off by a stop, says nothing about the receiver.
+// settle returns a ticket after the attempt (its slot passes to the
+// webhook's first parked message, which the same worker sends next) and
+// feeds what the request did to the breaker and to the webhook's run of
+// failures. Only requests that were sent count: a hook that failed before
+// sending, or an attempt cut off by a stop, says nothing about the
+// receiver.
 func (d *Dispatcher) settle(ctx context.Context, w *compiled, tk *ticket, out store.Result) {
 	now := d.now()
 	sent := out.Attempt != nil && out.Attempt.RequestHeaders != nil
