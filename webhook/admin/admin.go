@@ -47,7 +47,7 @@ type Options struct {
 	// unknown ones included.
 	Resolve func(*http.Request) (Caller, error)
 	// Check, if set, is the application's own policy for a webhook about
-	// to be created or updated, after the caller's tenant was set and
+	// to be created, updated or pinged unsaved, after the caller's tenant was set and
 	// before the dispatcher validates it: a list of allowed hosts per
 	// tenant, hooks only some tenants may name ... On an update, values
 	// the caller sent back masked still read webhook.Masked. A
@@ -141,6 +141,9 @@ func (h *handler) routes() {
 	}
 	add("GET", "/webhooks", h.listWebhooks)
 	add("POST", "/webhooks", h.createWebhook)
+	// Not through add: a 405 fallback for this path would collide with
+	// GET /webhooks/{id}, which answers its other methods.
+	h.route("POST /webhooks/ping", h.pingUnsaved)
 	add("GET", "/webhooks/{id}", h.getWebhook)
 	add("PUT", "/webhooks/{id}", h.putWebhook)
 	add("PATCH", "/webhooks/{id}", h.patchWebhook)
@@ -148,6 +151,8 @@ func (h *handler) routes() {
 	add("POST", "/webhooks/{id}/enable", h.enableWebhook)
 	add("POST", "/webhooks/{id}/disable", h.disableWebhook)
 	add("POST", "/webhooks/{id}/rotate-secret", h.rotateSecret)
+	add("POST", "/webhooks/{id}/ping", h.pingWebhook)
+	add("GET", "/webhooks/{id}/health", h.webhookHealth)
 	add("POST", "/webhooks/{id}/explain", h.explainWebhook)
 	add("GET", "/webhooks/{id}/versions", h.listVersions)
 	add("GET", "/webhooks/{id}/deliveries", h.listWebhookDeliveries)

@@ -150,6 +150,38 @@
 //	 "previous_secrets": [{"value": "xxxxx", "rotated_at": "2026-03-02T09:00:00Z",
 //	                       "expires_at": "2026-03-02T10:00:00Z"}], "version": 3, ...}
 //
+// # Test URL and endpoint health
+//
+// POST /webhooks/{id}/ping sends a signed webhook.ping event to a saved
+// webhook's endpoint, at once, enabled or not, through the same guarded
+// transport, and answers what the receiver did (see
+// [webhook.Dispatcher.Ping]); a receiver that fails is an answer with
+// "ok": false, not an error of the API. It leaves no delivery behind.
+// POST /webhooks/ping does the same for a webhook not saved yet: the body
+// is the create form's, validated as POST /webhooks validates it, and
+// nothing is stored.
+//
+//	POST /webhooks/01a2.../ping
+//
+//	200 OK
+//	{"ok": true, "message_id": "01a21e22-73a0-7cc5-9ed6-547bf11da893", "method": "POST",
+//	 "url": "https://payroll.example.com/hooks/herald",
+//	 "request_headers": {"Content-Type": "application/json", "User-Agent": "herald/0.1.0",
+//	                     "Webhook-Id": "01a21e22-73a0-...", "Webhook-Signature": "v1,jY5r...",
+//	                     "Webhook-Timestamp": "1772442000", "X-Api-Key": "xxxxx"},
+//	 "status_code": 200, "latency_ms": 0.444,
+//	 "response_headers": {"Content-Type": ["application/json"]}, "response_body": "{\"ok\":true}"}
+//
+// GET /webhooks/{id}/health answers how the endpoint is doing, as the
+// answering process sees it (see [webhook.Dispatcher.Health]):
+//
+//	{"webhook_id": "01a2...", "breaker": "closed", "requests": 1, "failures": 0,
+//	 "in_flight": 0, "waiting": 0, "max_concurrency": 2, "disabled": false}
+//
+// An open breaker adds opened_at and next_probe_at; a webhook failing
+// for a while, failing_since; a disabled one, disabled_reason ("receiver
+// answered 410 Gone", or how long every request failed).
+//
 // # Testing a condition
 //
 // POST /conditions/explain is a dry run of a rule not saved yet, on a
@@ -275,8 +307,8 @@
 //
 // # The application's own policy
 //
-// Options.Check sees every webhook about to be created or updated, with
-// its Caller, after the tenant was set: the place for rules of the
+// Options.Check sees every webhook about to be created, updated or pinged
+// unsaved, with its Caller, after the tenant was set: the place for rules of the
 // application's own, such as hosts a tenant may send to or hooks only
 // some tenants may name.
 package admin

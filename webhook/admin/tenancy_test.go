@@ -69,6 +69,9 @@ func TestTenantCannotTouchAnotherTenantsWebhook(t *testing.T) {
 			{"POST", "/webhooks/%s/explain", `{"change":{"op":"INSERT","new":{}}}`},
 			{"GET", "/webhooks/%s/versions", ""},
 			{"GET", "/webhooks/%s/deliveries", ""},
+			{"POST", "/webhooks/%s/ping", ""},
+			{"GET", "/webhooks/%s/health", ""},
+			{"POST", "/webhooks/%s/recover", ""},
 		} {
 			var body any
 			if r.body != "" {

@@ -258,7 +258,11 @@ func (q *request) setDisabled(disabled bool) (int, any, error) {
 	if err := q.decode(&struct{}{}, true); err != nil {
 		return 0, nil, err
 	}
-	out, err := q.h.d.SetDisabled(q.ctx(), w.ID, disabled)
+	toggle := q.h.d.Enable
+	if disabled {
+		toggle = q.h.d.Disable
+	}
+	out, err := toggle(q.ctx(), w.ID)
 	if err != nil {
 		return 0, nil, err
 	}
