@@ -108,10 +108,10 @@ func (c *Config) fillHealth() {
 func checkLimits(w Webhook) []error {
 	var errs []error
 	if w.MaxConcurrency < 0 {
-		errs = append(errs, fmt.Errorf("max_concurrency %d must not be negative", w.MaxConcurrency))
+		errs = append(errs, inField("max_concurrency", fmt.Errorf("max_concurrency %d must not be negative", w.MaxConcurrency)))
 	}
 	if w.RateLimit < 0 || math.IsNaN(w.RateLimit) || math.IsInf(w.RateLimit, 0) {
-		errs = append(errs, fmt.Errorf("rate_limit %v must be a number of requests per second, 0 for none", w.RateLimit))
+		errs = append(errs, inField("rate_limit", fmt.Errorf("rate_limit %v must be a number of requests per second, 0 for none", w.RateLimit)))
 	}
 	return errs
 }

@@ -16,7 +16,7 @@ func TestValidationErrorNamesFields(t *testing.T) {
 	_, err := k.Register(t.Context(), webhook.Webhook{
 		Name: " ", Table: "employee", Ops: []webhook.Op{"UPSERT"}, URL: "ftp://example.com/x", Method: "DELETE",
 		Headers: map[string]string{"X-Token": "bad\r\nvalue"}, MaxBatch: -1, Before: []string{"missing"},
-		When:   condition.Rule{Expr: "new.grade >"},
+		When: condition.Rule{Expr: "new.grade >"}, MaxConcurrency: -1,
 		Secret: "whsec_!!", PreviousSecrets: []webhook.Secret{{Value: "whsec_short"}},
 	})
 	require.ErrorIs(t, err, webhook.ErrInvalidWebhook)
@@ -27,7 +27,7 @@ func TestValidationErrorNamesFields(t *testing.T) {
 		fields[p.Field] = p.Message
 	}
 	for _, f := range []string{"name", "ops", "url", "method", "headers", "max_batch", "before", "when.expr",
-		"secret", "previous_secrets[0]", "previous_secrets[0].expires_at"} {
+		"secret", "previous_secrets[0]", "previous_secrets[0].expires_at", "max_concurrency"} {
 		assert.Contains(t, fields, f, "a problem names the field %s", f)
 	}
 	var ce *condition.CompileError
