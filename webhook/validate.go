@@ -53,7 +53,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 		}
 	}
 	if err := w.Body.Validate(); err != nil {
-		bad("body", "body: %w", err)
+		errs = append(errs, bodyProblems(err)...)
 	}
 	if w.MaxBatch < 0 || w.MaxBatch > MaxBatchLimit {
 		bad("max_batch", "max_batch %d is outside 0..%d", w.MaxBatch, MaxBatchLimit)
@@ -219,4 +219,23 @@ func whenField(err error) string {
 		return "when." + ce.Path
 	}
 	return "when." + ce.Part
+}
+
+// bodyProblems splits the errors of a body into one problem each, an
+// expression's named by its output key: "body.fields.grade".
+func bodyProblems(err error) []error {
+	parts := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts = j.Unwrap()
+	}
+	out := make([]error, 0, len(parts))
+	for _, e := range parts {
+		field := "body"
+		var fe *transform.FieldError
+		if errors.As(e, &fe) {
+			field = "body.fields." + fe.Field
+		}
+		out = append(out, inField(field, fmt.Errorf("body: %w", e)))
+	}
+	return out
 }

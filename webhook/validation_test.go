@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
 )
 
@@ -17,6 +18,7 @@ func TestValidationErrorNamesFields(t *testing.T) {
 		Name: " ", Table: "employee", Ops: []webhook.Op{"UPSERT"}, URL: "ftp://example.com/x", Method: "DELETE",
 		Headers: map[string]string{"X-Token": "bad\r\nvalue"}, MaxBatch: -1, Before: []string{"missing"},
 		When: condition.Rule{Expr: "new.grade >"}, MaxConcurrency: -1,
+		Body:   transform.Body{Format: transform.JSON, Fields: map[string]string{"emp": "new.id", "grade": "new.grade +"}},
 		Secret: "whsec_!!", PreviousSecrets: []webhook.Secret{{Value: "whsec_short"}},
 	})
 	require.ErrorIs(t, err, webhook.ErrInvalidWebhook)
@@ -27,11 +29,14 @@ func TestValidationErrorNamesFields(t *testing.T) {
 		fields[p.Field] = p.Message
 	}
 	for _, f := range []string{"name", "ops", "url", "method", "headers", "max_batch", "before", "when.expr",
-		"secret", "previous_secrets[0]", "previous_secrets[0].expires_at", "max_concurrency"} {
+		"secret", "previous_secrets[0]", "previous_secrets[0].expires_at", "max_concurrency", "body.fields.grade"} {
 		assert.Contains(t, fields, f, "a problem names the field %s", f)
 	}
 	var ce *condition.CompileError
 	assert.ErrorAs(t, err, &ce, "a condition's compile error stays reachable")
+	var fe *transform.FieldError
+	assert.ErrorAs(t, err, &fe, "and so does a mapping's")
+	assert.ErrorIs(t, err, transform.ErrInvalidBody)
 	assert.Equal(t, "name is required", fields["name"])
 	for _, leak := range []string{"bad\r\nvalue", "whsec_!!", "whsec_short"} {
 		assert.NotContains(t, err.Error(), leak)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
 )
 
@@ -73,8 +74,12 @@ func (h *handler) toAPIError(r *http.Request, err error) *apiError {
 		e := &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_webhook", Message: "the webhook is invalid"}
 		for _, p := range ve.Problems {
 			f := fieldJSON{Field: p.Field, Message: p.Message}
-			if errors.As(p.Err, &ce) {
+			var fe *transform.FieldError
+			switch {
+			case errors.As(p.Err, &ce):
 				f.Line, f.Column = ce.Line, ce.Column
+			case errors.As(p.Err, &fe):
+				f.Line, f.Column = fe.Line, fe.Column
 			}
 			e.Fields = append(e.Fields, f)
 		}

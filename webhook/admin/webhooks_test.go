@@ -143,6 +143,7 @@ func TestValidationErrorsNameTheField(t *testing.T) {
 		{"not an object", `["n"]`, 400, "invalid_json", ""},
 		{"empty", ``, 400, "invalid_json", ""},
 		{"bad tree", `{"name":"n","when":{"tree":{"all":[{"field":"grade","op":"greater","value":1}]}}}`, 422, "invalid_webhook", "when.tree.all[0].op"},
+		{"bad mapping", `{"name":"n","body":{"format":"json","fields":{"g":"new.grade +"}}}`, 422, "invalid_webhook", "body.fields.g"},
 		{"id chosen by a tenant", `{"id":"payroll","name":"n"}`, 422, "invalid_webhook", "id"},
 		{"another tenant", `{"tenant":"globex","name":"n"}`, 422, "invalid_webhook", "tenant"},
 		{"an application client", `{"client":"mtls","name":"n"}`, 422, "invalid_webhook", "client"},
