@@ -287,7 +287,7 @@
 //	200 OK
 //	{"data": [{"id": "01a21e0a-1efc-715e-8a5f-a6d10420b9d2", "time": "2026-03-02T09:00:00Z",
 //	           "tenant": "acme", "actor": "alice@acme.example", "action": "webhook.disabled",
-//	           "webhook_id": "01a2...", "version": 4, "reason": "set by the application"},
+//	           "webhook_id": "01a2...", "version": 4, "reason": "disabled by the application"},
 //	          {"id": "01a21e0a-1efb-7c10-a172-69839588847d", "time": "2026-03-02T09:00:00Z",
 //	           "tenant": "acme", "actor": "alice@acme.example", "action": "webhook.secret_rotated",
 //	           "webhook_id": "01a2...", "version": 3, "detail": {"grace": "1h0m0s"}}],
@@ -301,7 +301,7 @@
 // a deleted webhook's stay listed for its tenant:
 //
 //	{"data": [{"version": 4, "time": "2026-03-02T09:00:00Z", "actor": "alice@acme.example",
-//	           "action": "webhook.disabled", "reason": "set by the application",
+//	           "action": "webhook.disabled", "reason": "disabled by the application",
 //	           "webhook": {"id": "01a2...", "name": "Payroll sync", ..., "disabled": true, "version": 4}}],
 //	 "has_more": true, "next_cursor": "YTEuNC5jZTNhYTc3Yw"}
 //
