@@ -36,6 +36,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	life     lifecycle
+	health   health
 	hookRuns hookRuns // hook calls still running, those left running included
 	tel      telemetry
 
@@ -170,7 +171,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Webhook{}, err
 	}
@@ -181,9 +182,13 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
+	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	out, err := d.save(ctx, w, -1)
 	if errors.Is(err, store.ErrConflict) {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
+	}
+	if err == nil {
+		d.recordChange(ctx, out, audited{action: AuditWebhookCreated})
 	}
 	return out, err
 }
@@ -218,9 +223,16 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 		if err = keepStored(&next, old); err != nil {
 			return Webhook{}, err
 		}
+		reenabled := carryHealth(&next, old)
 		// Saved at the version read, so the kept values are the latest;
 		// an unconditional update reads again when another writer won.
 		out, err = d.save(ctx, next, old.Version)
+		if err == nil {
+			d.recordChange(ctx, out, audited{action: AuditWebhookUpdated, old: &old})
+		}
+		if err == nil && reenabled {
+			d.health.reset(out.ID)
+		}
 		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
 			return out, err
 		}
@@ -274,9 +286,11 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 
 // Delete removes a webhook; its pending deliveries end as Canceled.
 func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	rec := d.deletionRecord(ctx, id)
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
+	d.record(ctx, rec)
 	_, err := d.current(ctx, true)
 	return err
 }
@@ -321,14 +335,35 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 	return d.setDisabled(ctx, id, disabled, "set by the application")
 }
 
+// Enable turns a webhook on: it gets new deliveries again and its queued
+// ones flow, in order. It also gives the endpoint a fresh start: it clears
+// FailingSince and DisabledReason and closes the webhook's circuit breaker
+// in this process (other processes close theirs at their next probe).
+func (d *Dispatcher) Enable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, false, "enabled by the application")
+}
+
+// Disable turns a webhook off: it gets no new deliveries and its queued
+// ones wait until it is enabled. DisabledReason records that the
+// application did it.
+func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, true, "disabled by the application")
+}
+
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		was := w.Disabled
 		w.Disabled = disabled
+		markDisabled(w, was, reason)
 		return nil
 	})
 	if err != nil {
 		return Webhook{}, err
+	}
+	d.recordChange(ctx, w, audited{action: toggled(disabled), reason: reason})
+	if !disabled {
+		d.health.reset(w.ID)
 	}
 	if before.Disabled != disabled {
 		kind := EventWebhookDisabled
@@ -366,9 +401,11 @@ func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt
 // under its own delivery id. Replaying a pending delivery fails with
 // ErrPending.
 func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	before := d.replaySubject(ctx, deliveryID)
 	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
 		return err
 	}
+	d.recordReplay(ctx, deliveryID, before)
 	d.signal()
 	return nil
 }

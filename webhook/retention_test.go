@@ -211,9 +211,6 @@ func TestEraseCancelsPendingAndErasesPayloads(t *testing.T) {
 	})
 }
 
-// bareStore hides every optional capability of the store it wraps.
-type bareStore struct{ store.Store }
-
 func TestPurgeAndEraseNeedTheCapability(t *testing.T) {
 	t.Parallel()
 	k := webhooktest.NewDispatcher(t, webhook.Config{Store: bareStore{memory.New()}})
