@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -34,6 +35,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	life     lifecycle
+	health   health
 	hookRuns hookRuns // hook calls still running, those left running included
 	tel      telemetry
 
@@ -173,7 +175,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Webhook{}, err
 	}
@@ -184,9 +186,13 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
+	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	out, err := d.save(ctx, w, -1)
 	if errors.Is(err, store.ErrConflict) {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
+	}
+	if err == nil {
+		d.recordChange(ctx, out, audited{action: AuditWebhookCreated})
 	}
 	return out, err
 }
@@ -221,9 +227,16 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 		if err = keepStored(&next, old); err != nil {
 			return Webhook{}, err
 		}
+		reenabled := carryHealth(&next, old)
 		// Saved at the version read, so the kept values are the latest;
 		// an unconditional update reads again when another writer won.
 		out, err = d.save(ctx, next, old.Version)
+		if err == nil {
+			d.recordChange(ctx, out, audited{action: AuditWebhookUpdated, old: &old})
+		}
+		if err == nil && reenabled {
+			d.health.reset(out.ID)
+		}
 		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
 			return out, err
 		}
@@ -277,9 +290,11 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 
 // Delete removes a webhook; its pending deliveries end as Canceled.
 func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	rec := d.deletionRecord(ctx, id)
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
+	d.record(ctx, rec)
 	return d.afterDelete(ctx, id)
 }
 
@@ -323,14 +338,35 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 	return d.setDisabled(ctx, id, disabled, "set by the application")
 }
 
+// Enable turns a webhook on: it gets new deliveries again and its queued
+// ones flow, in order. It also gives the endpoint a fresh start: it clears
+// FailingSince and DisabledReason and closes the webhook's circuit breaker
+// in this process (other processes close theirs at their next probe).
+func (d *Dispatcher) Enable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, false, "enabled by the application")
+}
+
+// Disable turns a webhook off: it gets no new deliveries and its queued
+// ones wait until it is enabled. DisabledReason records that the
+// application did it.
+func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, true, "disabled by the application")
+}
+
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		was := w.Disabled
 		w.Disabled = disabled
+		markDisabled(w, was, reason)
 		return nil
 	})
 	if err != nil {
 		return Webhook{}, err
+	}
+	d.recordChange(ctx, w, audited{action: toggled(disabled), reason: reason})
+	if !disabled {
+		d.health.reset(w.ID)
 	}
 	if before.Disabled != disabled {
 		kind := EventWebhookDisabled
@@ -368,9 +404,11 @@ func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt
 // under its own delivery id. Replaying a pending delivery fails with
 // ErrPending.
 func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	before := d.replaySubject(ctx, deliveryID)
 	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
 		return err
 	}
+	d.recordReplay(ctx, deliveryID, before)
 	d.signal()
 	return nil
 }
@@ -425,11 +463,13 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		return "", err
 	}
 	ds := d.match(defs, c, ev.ID, changed, now)
+	failpoint.Hit("publish.before-enqueue")
 	if tx != nil {
 		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
 	} else {
 		_, err = d.store.Enqueue(ctx, ev, ds)
 	}
+	failpoint.Hit("publish.after-enqueue")
 	if err != nil {
 		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
 	}
@@ -478,5 +518,5 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("encoded size %d bytes exceeds MaxPayloadBytes %d", len(p), d.cfg.MaxPayloadBytes)
 	}
 	return store.Event{ID: c.ID, Tenant: c.Tenant, Table: c.Table, Op: string(c.Op), Key: c.Key,
-		Time: c.Time.UTC(), Payload: p}, changed, nil
+		Time: c.Time.UTC(), Payload: p, CreatedAt: now}, changed, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 )
 
@@ -61,10 +62,19 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(ackDone)
 		d.ackLoop(l.acks)
 	}()
+	purgeCtx, stopPurge := context.WithCancel(l.runCtx)
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		d.retentionLoop(purgeCtx)
+	}()
 	go func() {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
+		stopPurge()
+		<-purgeDone
 		l.inflight.Wait()
+		d.unpark()
 		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
@@ -140,16 +150,13 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		close(work)
 		pool.Wait()
 	}()
+	hctx := withClaimer(ctx, stop)
 	for range workers {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
 			for m := range work {
-				if r, ok := d.handle(ctx, m); ok {
-					d.ack(r)
-				} else {
-					d.release(m.Lease)
-				}
+				d.work(hctx, m)
 				l.inflight.Done()
 				<-slots
 			}
@@ -199,7 +206,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			d.log.Error("herald: claiming failed; backing off", "error", err, "wait", wait)
 		case len(msgs) < n:
 			failures = 0
-			wait = d.cfg.PollInterval
+			wait = d.health.nextWake(d.now(), d.cfg.PollInterval)
 		default:
 			failures = 0
 			continue
@@ -272,6 +279,7 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 func (d *Dispatcher) writeAcks(rs []store.Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	failpoint.Hit("ack.before-write")
 	if err := d.store.Ack(ctx, rs); err != nil {
 		if errors.Is(err, store.ErrLeaseLost) {
 			d.log.Warn("herald: an attempt outlived its lease; its outcome was dropped and the message will be sent again", "error", err)
@@ -290,11 +298,13 @@ func (d *Dispatcher) release(lease string) {
 }
 
 // ProcessDue claims and attempts every message due now, concurrently up to
-// Workers, until none is due, and returns how many messages it attempted.
+// Workers (and to each webhook's MaxConcurrency), until none is due, and
+// returns how many messages it attempted.
 // Retries scheduled later are left for a later call (advance the clock
 // first). It is meant for tests and for callers that run no workers; it
 // does not need Start.
 func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
+	ctx = withClaimer(ctx, nil)
 	total := 0
 	for {
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: d.cfg.Workers})
@@ -325,6 +335,7 @@ func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
 			_ = d.store.Release(context.WithoutCancel(ctx), leases)
 			return total, ctx.Err()
 		}
+		failpoint.Hit("ack.before-write")
 		if err := d.store.Ack(ctx, acks); err != nil {
 			return total, err
 		}

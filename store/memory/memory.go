@@ -19,6 +19,8 @@ var (
 	_ store.Store        = (*Store)(nil)
 	_ store.Notifier     = (*Store)(nil)
 	_ store.BulkEnqueuer = (*Store)(nil)
+	_ store.Retainer     = (*Store)(nil)
+	_ store.Eraser       = (*Store)(nil)
 )
 
 // Store is an in-memory store, safe for concurrent use.
@@ -36,6 +38,7 @@ type Store struct {
 	leased   map[string]*unit  // by lease token
 	leases   leaseHeap         // leased units by expiry
 	subs     map[chan struct{}]struct{}
+	audit    auditLog
 }
 
 type eventKey struct{ tenant, id string }
@@ -601,6 +604,9 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	}
 	if r.status == stPending {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+	}
+	if r.ev.Payload == nil {
+		return fmt.Errorf("delivery %q: %w", id, store.ErrPayloadGone)
 	}
 	r.status = stPending
 	r.tries = 0
