@@ -31,7 +31,14 @@
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
 // for publishing inside the caller's own database transaction,
 // [BulkEnqueuer] and [BulkTxEnqueuer] for writing many events in one call,
-// and [Notifier] for waking idle workers when work arrives.
+// and [Notifier] for waking idle workers when work arrives. [Counter] counts
+// deliveries by webhook and state in one query, and [Requeuer] puts
+// finished deliveries back into their order chains for bulk recovery; the
+// dispatcher falls back to paging Deliveries and to Replay without them.
+// [Auditor] keeps the audit trail of webhook changes, replays and
+// recoveries; without it the dispatcher records none. [Retainer] purges
+// finished work after a while, and [Eraser] erases the personal data of
+// one record or one tenant.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

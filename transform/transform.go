@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,11 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// Record is one changed record in an outgoing message.
+// Record is one changed record in an outgoing message. Its maps hold what
+// encoding/json decodes from the published change: strings, bools, nil,
+// nested map[string]any and []any, and numbers as float64, except numbers
+// float64 cannot hold exactly (integer ids beyond 2^53), which are
+// json.Number so that no digit changes on the way out.
 type Record struct {
 	EventID string
 	Table   string
@@ -55,36 +60,136 @@ type Record struct {
 	Context map[string]any
 }
 
+// Clone returns a copy of the record whose maps and slices are copied all
+// the way down (through nested map[string]any and []any values).
+func (r Record) Clone() Record {
+	r.Old = cloneMap(r.Old)
+	r.New = cloneMap(r.New)
+	r.Context = cloneMap(r.Context)
+	if r.Changed != nil {
+		r.Changed = append([]string(nil), r.Changed...)
+	}
+	return r
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneMap(x)
+	case []any:
+		c := make([]any, len(x))
+		for i, e := range x {
+			c[i] = cloneValue(e)
+		}
+		return c
+	}
+	return v
+}
+
 // Message is what a before hook sees and may change: the records about to
 // be sent (one, or a batch), and headers to add to the request.
+//
+// A hook may change records in place, replace them, drop some from a batch
+// (they are left out of the body and share the message's outcome) or add
+// some. A message that is not a batch must keep exactly one record; a hook
+// that removes every record skips the message.
 type Message struct {
 	ID          string // the webhook-id the request is sent under
 	WebhookID   string
 	WebhookName string
-	Attempt     int // 1 for the first attempt
-	Batch       bool
+	Attempt     int  // 1 for the first attempt
+	Batch       bool // the webhook batches: the body carries a list
 	Records     []Record
-	// Header holds headers the hooks add. Reserved names (webhook-*, Host,
-	// Content-Type, Content-Length, hop-by-hop headers) are refused when the
-	// request is built.
+	// Header holds headers the hooks add; SetHeader refuses reserved names
+	// at once. A reserved name written into the map directly fails the
+	// message for good when the request is built. A hook's header replaces
+	// a static header of the webhook with the same name; the Authorization
+	// that a webhook's own receiver auth sets replaces a hook's.
 	Header http.Header
 }
 
-// Result is what an after hook sees once an attempt has ended.
+// Clone returns a deep copy of the message.
+func (m *Message) Clone() *Message {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.Header = m.Header.Clone()
+	if m.Records != nil {
+		c.Records = make([]Record, len(m.Records))
+		for i, r := range m.Records {
+			c.Records[i] = r.Clone()
+		}
+	}
+	return &c
+}
+
+// Outcome is what became of a message, as an after hook sees it.
+type Outcome string
+
+// Outcomes an after hook can see.
+const (
+	// Delivered: the receiver answered 2xx.
+	Delivered Outcome = "delivered"
+	// Retrying: the attempt failed and another one is scheduled.
+	Retrying Outcome = "retrying"
+	// Dead: the attempt failed and none follows (attempts exhausted, a
+	// permanent error, or an answer that stops retries).
+	Dead Outcome = "dead"
+	// Skipped: a before hook skipped the message on purpose (ErrSkip) or
+	// removed every record; nothing was sent.
+	Skipped Outcome = "skipped"
+)
+
+// Result is what an after hook sees once an attempt has ended. The
+// webhook's after hooks see it in turn: treat it as read-only.
 type Result struct {
-	Message    *Message
-	StatusCode int // 0 when no answer arrived
-	Header     http.Header
-	Body       []byte // the start of the response body, capped
-	Latency    time.Duration
-	Attempt    int
-	Err        error // why the attempt failed; nil on success
-	// Final is true when no further attempt will follow: the delivery
-	// succeeded, was skipped, or is dead.
+	// Message is the message as the before hooks left it, before body
+	// shaping: redacted fields are still in it (after hooks are the
+	// application's own code).
+	Message *Message
+	// RequestBody is what was sent: the body, or for GET the query string.
+	// Nil when nothing was sent (a before hook failed or skipped).
+	RequestBody []byte
+	StatusCode  int // 0 when no answer arrived
+	Header      http.Header
+	Body        []byte // the start of the response body, capped
+	Latency     time.Duration
+	Attempt     int   // 1 for the first attempt
+	Err         error // why the attempt failed; nil on success or skip
+	Outcome     Outcome
+	// Final is true when no further attempt will follow: the message was
+	// delivered, skipped, or is dead (Outcome is not Retrying).
 	Final bool
 }
 
-// Before runs before a message is encoded and sent.
+// Clone returns a deep copy of the result.
+func (r *Result) Clone() *Result {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Message = r.Message.Clone()
+	c.Header = r.Header.Clone()
+	c.Body = bytes.Clone(r.Body)
+	c.RequestBody = bytes.Clone(r.RequestBody)
+	return &c
+}
+
+// Before runs before a message is encoded and sent. It returns nil to go
+// on, ErrSkip to skip the message on purpose, Permanent(err) to fail it
+// for good, or any other error to fail the attempt and retry later.
 type Before interface {
 	Before(ctx context.Context, m *Message) error
 }
@@ -122,7 +227,7 @@ func NewRegistry() *Registry {
 
 // RegisterBefore adds a before hook under name.
 func (r *Registry) RegisterBefore(name string, h Before) error {
-	if name == "" || h == nil {
+	if f, ok := h.(BeforeFunc); name == "" || h == nil || ok && f == nil {
 		return fmt.Errorf("transform: a hook needs a name and a function")
 	}
 	r.mu.Lock()
@@ -136,7 +241,7 @@ func (r *Registry) RegisterBefore(name string, h Before) error {
 
 // RegisterAfter adds an after hook under name.
 func (r *Registry) RegisterAfter(name string, h After) error {
-	if name == "" || h == nil {
+	if f, ok := h.(AfterFunc); name == "" || h == nil || ok && f == nil {
 		return fmt.Errorf("transform: a hook needs a name and a function")
 	}
 	r.mu.Lock()

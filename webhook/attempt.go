@@ -3,17 +3,18 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -22,12 +23,14 @@ import (
 // ok is false when the attempt was cut off by a stop: the caller then
 // releases the lease and records nothing.
 func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Result, ok bool) {
+	defer d.track(m.WebhookID)()
 	now := d.now()
 	r = store.Result{MessageID: m.ID, Lease: m.Lease, Now: now}
 	w, err := d.webhookFor(ctx, m.WebhookID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		r.Outcome, r.Error = store.OutcomeCanceled, "webhook deleted"
+		d.observe(Event{Kind: EventCanceled, WebhookID: m.WebhookID, MessageID: m.ID, Records: len(m.Deliveries), Reason: r.Error})
 		return r, true
 	case err != nil:
 		if ctx.Err() != nil {
@@ -43,8 +46,16 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 	case w.Disabled:
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
 		return r, true
+	case erased(m):
+		r.Outcome, r.Error = store.OutcomeCanceled, store.ErasedReason
+		return r, true
 	}
-	out := d.attempt(ctx, w, m, now)
+	tk, held, ok := d.admit(ctx, w, m, now)
+	if tk == nil {
+		return held, ok
+	}
+	out := d.attempt(ctx, w, m, tk.start)
+	d.settle(ctx, w, tk, out)
 	if ctx.Err() != nil && out.Outcome != store.OutcomeDelivered {
 		return r, false
 	}
@@ -55,15 +66,16 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 // report tells the observer and the log what became of an attempt.
 func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
 	base := Event{WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries),
-		Attempt: m.Attempt, Method: w.method(), URL: RedactURL(w.URL)}
+		Attempt: m.Attempt, Method: w.method(), URL: w.redactedURL()}
 	if a := r.Attempt; a != nil {
 		e := base
-		e.Kind, e.StatusCode, e.Latency = EventAttempt, a.StatusCode, a.Latency
+		e.Kind, e.Time, e.StatusCode, e.Latency, e.Outcome = EventAttempt, a.At, a.StatusCode, a.Latency, outcomeKind(r.Outcome)
 		if a.Error != "" {
 			e.Err = errors.New(a.Error)
 		}
 		d.observe(e)
 	}
+	d.logOutcome(w, m, r)
 	e := base
 	switch r.Outcome {
 	case store.OutcomeDelivered:
@@ -72,11 +84,6 @@ func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
 		e.Kind, e.Next = EventRetry, r.NextAttempt
 	case store.OutcomeDead:
 		e.Kind = EventDead
-		var why string
-		if r.Attempt != nil {
-			why = r.Attempt.Error
-		}
-		d.log.Warn("herald: delivery failed for good", "webhook_id", w.ID, "message_id", m.ID, "attempt", m.Attempt, "error", why)
 	case store.OutcomeSkipped:
 		e.Kind, e.Reason = EventSkipped, r.Error
 	default:
@@ -112,7 +119,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	r := store.Result{MessageID: m.ID, Lease: m.Lease, Now: now}
 	att := &store.Attempt{MessageID: m.ID, At: now, WebhookVersion: w.Version}
 	var msg *transform.Message
-	if len(w.Before) > 0 || len(w.After) > 0 || w.Body.Format != transform.Envelope {
+	if len(w.Before) > 0 || len(w.After) > 0 || !w.mapper.Passthrough() {
 		var err error
 		if msg, err = d.message(w, m); err != nil {
 			att.Error = err.Error()
@@ -131,41 +138,67 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		return r
 	}
+	// finish runs the after hooks on the outcome, unless a stop cut the
+	// attempt off: handle then drops it, and no hook hears of it. A
+	// delivery is recorded even during a stop, so its after hooks get
+	// their full HookTimeout to write a sync status.
+	finish := func(res store.Result, tr transform.Result) store.Result {
+		hctx := ctx
+		switch {
+		case res.Outcome == store.OutcomeDelivered:
+			hctx = context.WithoutCancel(ctx)
+		case ctx.Err() != nil:
+			return res
+		}
+		tr.Message, tr.Attempt, tr.Outcome = msg, m.Attempt, outcomeOf(res.Outcome)
+		tr.Final = tr.Outcome != transform.Retrying
+		d.after(hctx, w, &tr)
+		return res
+	}
 	for _, name := range w.Before {
 		h, err := d.cfg.Hooks.LookupBefore(name)
 		if err == nil {
-			err = d.runHook(ctx, "before hook "+name, func(ctx context.Context) error { return h.Before(ctx, msg) })
+			hm := msg // the hook's own reference: msg may be replaced below
+			err = d.runHook(ctx, func(ctx context.Context) error { return h.Before(ctx, hm) })
 		}
-		switch {
-		case err == nil:
+		if err == nil {
 			continue
-		case errors.Is(err, transform.ErrSkip):
+		}
+		if errors.Is(err, errHookAbandoned) {
+			// The hook may still be changing msg: the after hooks get the
+			// message as it was decoded instead.
+			d.log.Error("herald: before hook ignored its context and was left running", "webhook_id", w.ID, "message_id", m.ID, "hook", name, "error", err)
+			d.observe(Event{Kind: EventHookError, WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Attempt: m.Attempt, Reason: "before hook " + name, Err: err})
+			if fresh, derr := d.message(w, m); derr == nil {
+				msg = fresh
+			}
+		}
+		if errors.Is(err, transform.ErrSkip) {
 			r.Outcome, r.Error = store.OutcomeSkipped, "skipped by before hook "+name
-			d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Final: true})
-			return r
-		default:
-			res := fail(fmt.Errorf("before hook %s: %w", name, err), transform.IsPermanent(err))
-			d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: res.Outcome == store.OutcomeDead})
-			return res
+			return finish(r, transform.Result{})
+		}
+		return finish(fail(fmt.Errorf("before hook %s: %w", name, err), transform.IsPermanent(err)), transform.Result{Err: err})
+	}
+	if msg != nil {
+		switch n := len(msg.Records); {
+		case n == 0:
+			r.Outcome, r.Error = store.OutcomeSkipped, "before hooks removed every record"
+			return finish(r, transform.Result{})
+		case n > 1 && !m.Batch:
+			err := fmt.Errorf("before hooks left %d records in a message that carries one (the webhook does not batch)", n)
+			return finish(fail(err, true), transform.Result{Err: err})
 		}
 	}
-	if msg != nil && len(msg.Records) == 0 {
-		r.Outcome, r.Error = store.OutcomeSkipped, "before hooks removed every record"
-		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Final: true})
-		return r
-	}
-	req, err := d.request(ctx, w, m, msg, now)
+	req, sent, err := d.request(ctx, w, m, msg, now)
 	if err != nil {
 		var te *TokenError // no token yet: retried like a network error
-		res := fail(err, !errors.As(err, &te))
-		d.after(ctx, w, msg, &transform.Result{Message: msg, Attempt: m.Attempt, Err: err, Final: res.Outcome != store.OutcomeRetry})
-		return res
+		return finish(fail(err, !errors.As(err, &te)), transform.Result{Err: err})
 	}
 	att.RequestHeaders = maskHeaders(req.Header)
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := w.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(sendTrace(actx)))
 	err = redactURLError(err)
 	var body []byte
 	var header http.Header
@@ -176,7 +209,12 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		att.StatusCode = resp.StatusCode
 	}
 	att.Latency = time.Since(start)
-	att.ResponseBody = snippet(body)
+	failpoint.Hit("attempt.answered")
+	if w.mapper.Redacts() && msg != nil {
+		att.ResponseBody = snippet(w.mapper.RedactResponse(body, header.Get("Content-Type"), msg.Records))
+	} else {
+		att.ResponseBody = snippet(body)
+	}
 	v := verdictFor(att.StatusCode, header, err)
 	var res store.Result
 	var sendErr error
@@ -185,7 +223,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		r.Outcome, r.Attempt = store.OutcomeDelivered, att
 		res = r
 	default:
-		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: err}
+		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: redactTransportError(err)}
 		res = fail(sendErr, v.permanent)
 		if v.honourRetryAfter && res.Outcome == store.OutcomeRetry {
 			if wait := retryAfter(header, now, d.cfg.Retry.MaxRetryAfter); wait > 0 {
@@ -204,9 +242,8 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 			d.unauthorized(w, req)
 		}
 	}
-	d.after(ctx, w, msg, &transform.Result{Message: msg, StatusCode: att.StatusCode, Header: header, Body: body,
-		Latency: att.Latency, Attempt: m.Attempt, Err: sendErr, Final: res.Outcome != store.OutcomeRetry})
-	return res
+	return finish(res, transform.Result{RequestBody: sent, StatusCode: att.StatusCode, Header: header, Body: body,
+		Latency: att.Latency, Err: sendErr})
 }
 
 // verdict is what an answer means for the delivery.
@@ -240,35 +277,76 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
-	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
-		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
-		return
-	}
-	d.log.Warn("herald: receiver answered 410 Gone; webhook disabled", "webhook_id", w.ID, "url", RedactURL(w.URL))
+	d.disableFor(ctx, w, "receiver answered 410 Gone")
 }
 
-// runHook runs one hook under HookTimeout, turning a panic into an error
-// that carries its stack.
-func (d *Dispatcher) runHook(ctx context.Context, name string, f func(context.Context) error) (err error) {
+// runHook runs one hook call under HookTimeout in a goroutine of its own,
+// turning a panic into an error that carries its stack. A hook that does
+// not return by the timeout (it ignores its context) is left running and
+// the attempt goes on without it: an attempt always ends. The call stays
+// counted in d.hookRuns until it returns, so the workers' end, and so
+// Shutdown, waits for it (within Shutdown's context and grace).
+func (d *Dispatcher) runHook(ctx context.Context, f func(context.Context) error) error {
 	hctx, cancel := context.WithTimeout(ctx, d.cfg.HookTimeout)
 	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s panicked: %v\n%s", name, p, debug.Stack())
-		}
+	done := make(chan error, 1)
+	d.hookRuns.add()
+	go func() {
+		defer d.hookRuns.done()
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("panicked: %v\n%s", p, debug.Stack())
+				return
+			}
+			done <- errors.New("ended its goroutine without returning (runtime.Goexit)")
+		}()
+		err := f(hctx)
+		returned = true
+		done <- err
 	}()
-	return f(hctx)
+	select {
+	case err := <-done:
+		return err
+	case <-hctx.Done():
+	}
+	select {
+	case err := <-done:
+		return err
+	default:
+	}
+	cause := context.DeadlineExceeded
+	if err := ctx.Err(); err != nil {
+		cause = err
+	}
+	return &abandonedError{timeout: d.cfg.HookTimeout, cause: cause}
 }
 
-// after runs the webhook's after hooks; their errors are logged only.
-func (d *Dispatcher) after(ctx context.Context, w *compiled, msg *transform.Message, res *transform.Result) {
-	for _, name := range w.After {
+// after runs the webhook's after hooks in turn. Their errors, panics and
+// timeouts are logged and observed, and never change the outcome.
+func (d *Dispatcher) after(ctx context.Context, w *compiled, res *transform.Result) {
+	for i, name := range w.After {
 		h, err := d.cfg.Hooks.LookupAfter(name)
 		if err == nil {
-			err = d.runHook(ctx, "after hook "+name, func(ctx context.Context) error { return h.After(ctx, res) })
+			hr := res // the hook's own reference: res may be replaced below
+			err = d.runHook(ctx, func(ctx context.Context) error { return h.After(ctx, hr) })
 		}
-		if err != nil {
-			d.log.Warn("herald: after hook failed", "webhook_id", w.ID, "message_id", res.Message.ID, "hook", name, "error", err)
+		if err == nil {
+			continue
+		}
+		var id string
+		if res.Message != nil {
+			id = res.Message.ID
+		}
+		d.log.Warn("herald: after hook failed; the outcome stands", "webhook_id", w.ID, "message_id", id, "hook", name, "error", err)
+		d.observe(Event{Kind: EventHookError, WebhookID: w.ID, Tenant: w.Tenant, MessageID: id, Attempt: res.Attempt,
+			Reason: "after hook " + name, Err: err})
+		if errors.Is(err, errHookAbandoned) && i < len(w.After)-1 {
+			// The hook may still read or write res: the next ones get a copy.
+			res = res.Clone()
 		}
 	}
 }
@@ -278,8 +356,8 @@ func (d *Dispatcher) message(w *compiled, m store.Message) (*transform.Message, 
 	msg := &transform.Message{ID: m.ID, WebhookID: w.ID, WebhookName: w.Name, Attempt: m.Attempt,
 		Batch: m.Batch, Records: make([]transform.Record, len(m.Events)), Header: http.Header{}}
 	for i, e := range m.Events {
-		var p payload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
+		p, err := decodePayload(e.Payload)
+		if err != nil {
 			return nil, fmt.Errorf("stored event %s unreadable: %w", e.ID, err)
 		}
 		msg.Records[i] = transform.Record{EventID: e.ID, Table: p.Table, Op: p.Op, Key: p.Key, Tenant: p.Tenant,
@@ -288,98 +366,87 @@ func (d *Dispatcher) message(w *compiled, m store.Message) (*transform.Message, 
 	return msg, nil
 }
 
-// request builds the signed HTTP request of an attempt.
-func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, msg *transform.Message, now time.Time) (*http.Request, error) {
+// request builds the signed HTTP request of an attempt and returns it with
+// the bytes signed: the body, or for GET the whole raw query string (the
+// URL's own query, then the mapped fields), as receivers verify it.
+func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, msg *transform.Message, now time.Time) (*http.Request, []byte, error) {
 	body, ctype, query, err := d.body(w, m, msg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	target := w.URL
+	u, err := url.Parse(w.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+	}
+	u.Fragment, u.RawFragment = "", ""
 	if query != "" {
-		sep := "?"
-		if strings.Contains(target, "?") {
-			sep = "&"
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
 		}
-		target += sep + query
+		u.RawQuery += query
 	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, w.method(), target, rd)
+	req, err := http.NewRequestWithContext(ctx, w.method(), u.String(), rd)
 	if err != nil {
-		return nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+		return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
 	}
 	h := req.Header
 	for k, v := range w.Headers {
 		h.Set(k, v)
 	}
-	if err := d.authorize(ctx, w, h); err != nil {
-		return nil, err
-	}
 	if msg != nil {
 		for k, vs := range msg.Header {
 			for _, v := range vs {
 				if err := transform.CheckHeader(k, v); err != nil {
-					return nil, fmt.Errorf("a before hook set a header herald refuses: %w", err)
+					return nil, nil, fmt.Errorf("a before hook set a header herald refuses: %w", err)
 				}
 			}
-			h[k] = vs
+			h[http.CanonicalHeaderKey(k)] = vs
 		}
+	}
+	// Receiver auth configured on the webhook wins over a hook's header.
+	if err := d.authorize(ctx, w, h); err != nil {
+		return nil, nil, err
 	}
 	signed := body
 	if w.method() == "GET" {
-		signed = []byte(query)
+		signed = []byte(u.RawQuery)
 	}
-	h.Set("Webhook-Id", m.ID)
-	ts := strconv.FormatInt(now.Unix(), 10)
-	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.keys.at(now).Sign(m.ID, now, signed))
+	d.stamp(h, w, m.ID, now, signed, ctype)
+	return req, signed, nil
+}
+
+// stamp sets the headers herald owns on every request, pings included:
+// the Standard Webhooks id, timestamp and signature, the content type and
+// the user agent.
+func (d *Dispatcher) stamp(h http.Header, w *compiled, id string, now time.Time, signed []byte, ctype string) {
+	h.Set("Webhook-Id", id)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("Webhook-Signature", w.keys.at(now).Sign(id, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}
 	h.Set("User-Agent", "herald/"+Version)
-	return req, nil
 }
 
-// body encodes the request body: the default envelope (from the stored
-// payloads when no hook could have changed the records), or the webhook's
-// mapping. For GET the mapping becomes the query string.
+// body encodes the request body: the default envelope straight from the
+// stored payloads when nothing could have changed the records, else the
+// records as the hooks left them, shaped and encoded in the webhook's
+// format (encodeBody). For GET the mapping becomes the query string.
 func (d *Dispatcher) body(w *compiled, m store.Message, msg *transform.Message) (body []byte, ctype, query string, err error) {
-	if w.Body.Format == transform.Envelope {
-		if msg == nil {
-			return envelopeFromStored(m), "application/json", "", nil
-		}
-		b, err := envelopeFromRecords(msg)
-		return b, "application/json", "", err
+	if msg == nil {
+		return envelopeFromStored(m), "application/json", "", nil
 	}
-	mapped := make([]map[string]any, len(msg.Records))
-	for i, rec := range msg.Records {
-		if mapped[i], err = w.mapper.Map(rec); err != nil {
-			return nil, "", "", fmt.Errorf("body mapping: %w", err)
-		}
-	}
-	switch w.Body.Format {
-	case transform.Form:
-		vals := transform.FormValues(mapped[0])
-		if w.method() == "GET" {
-			return nil, "", vals.Encode(), nil
-		}
-		return []byte(vals.Encode()), "application/x-www-form-urlencoded", "", nil
-	default:
-		var v any = mapped[0]
-		if m.Batch {
-			v = mapped
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, "", "", fmt.Errorf("body mapping: %w", err)
-		}
-		return b, "application/json", "", nil
-	}
+	return encodeBody(w, msg)
 }
 
 func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	if r == http.NoBody { // 204 and the like: nothing to read, nothing to allocate
+		return nil, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r, limit))
 	if err != nil {
 		return b, fmt.Errorf("reading the answer: %w", err)

@@ -99,9 +99,28 @@ type Config struct {
 	// Observer is told about attempts, outcomes and webhook state changes;
 	// nil: nobody.
 	Observer Observer
+	// ObserverQueue is how many observer events may wait while the
+	// dispatcher runs; when it is full, events are dropped and counted in
+	// Stats. 0: 4096.
+	ObserverQueue int
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration
+	// MaxConcurrency caps the requests one webhook has in flight in this
+	// process, so a receiver that hangs cannot take every worker; a
+	// webhook's own MaxConcurrency overrides it. 0: Workers/2, at least 1.
+	MaxConcurrency int
+	// Breaker opens a webhook's circuit on sustained failure.
+	Breaker BreakerPolicy
+	// DisableAfter disables a webhook whose requests have all failed for
+	// this long, without a success in between; 0: 5 days; negative: never.
+	DisableAfter time.Duration
+	// Retention says how long finished deliveries, their attempts and
+	// their events are kept; the workers started by Start purge the rest
+	// every Retention.Interval, when the store can (store.Retainer). Zero
+	// fields are the defaults: delivered 7 days, dead 30 days, change ids
+	// remembered 30 days.
+	Retention Retention
 	// Clients are extra HTTP clients a webhook may name in its Client
 	// field, for receivers that need their own TLS setup (mutual TLS with
 	// a client certificate). Like HTTPClient, each is used as it is: its
@@ -155,6 +174,9 @@ func (c *Config) fill() error {
 	neg("LeaseDuration", c.LeaseDuration < 0)
 	neg("PollInterval", c.PollInterval < 0)
 	neg("HoldDelay", c.HoldDelay < 0)
+	neg("MaxConcurrency", c.MaxConcurrency < 0)
+	errs = append(errs, c.Breaker.check()...)
+	neg("ObserverQueue", c.ObserverQueue < 0)
 	neg("Retry.MaxAttempts", c.Retry.MaxAttempts < 0)
 	neg("Retry.InitialInterval", c.Retry.InitialInterval < 0)
 	neg("Retry.MaxInterval", c.Retry.MaxInterval < 0)
@@ -168,6 +190,7 @@ func (c *Config) fill() error {
 		errs = append(errs, errors.New("webhook: Config.Retry.Jitter must be below 1"))
 	}
 	errs = append(errs, c.clientErrors()...)
+	errs = append(errs, c.Retention.check()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -204,6 +227,11 @@ func (c *Config) fill() error {
 	if c.HoldDelay == 0 {
 		c.HoldDelay = time.Minute
 	}
+	c.fillHealth()
+	if c.ObserverQueue == 0 {
+		c.ObserverQueue = defaultObserverQueue
+	}
+	c.Retention.fill()
 	r := &c.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = 11

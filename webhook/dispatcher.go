@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -34,7 +34,10 @@ type Dispatcher struct {
 
 	wake chan struct{}
 
-	life lifecycle
+	life     lifecycle
+	health   health
+	hookRuns hookRuns // hook calls still running, those left running included
+	tel      telemetry
 
 	tokens tokenCache // OAuth2 access tokens, per webhook and version
 }
@@ -44,6 +47,7 @@ type definitions struct {
 	version int64
 	byID    map[string]*compiled
 	byTable map[string][]*compiled
+	routes  map[string]*tableRoutes // built by index
 }
 
 // compiled is a webhook ready to match and send.
@@ -54,6 +58,8 @@ type compiled struct {
 	client *http.Client
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
+
+	redacted string // RedactURL(URL), for every attempt's observer events
 }
 
 // New checks cfg, fills its defaults and returns a dispatcher. It does not
@@ -117,6 +123,7 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 			next.version = r.Version
 		}
 	}
+	next.index()
 	d.defs.Store(next)
 	d.tokens.retain(next)
 	return next, nil
@@ -137,6 +144,7 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	}
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
+	c.redacted = RedactURL(c.URL)
 	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}
@@ -167,7 +175,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Webhook{}, err
 	}
@@ -178,9 +186,13 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
+	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	out, err := d.save(ctx, w, -1)
 	if errors.Is(err, store.ErrConflict) {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
+	}
+	if err == nil {
+		d.recordChange(ctx, out, audited{action: AuditWebhookCreated})
 	}
 	return out, err
 }
@@ -215,9 +227,16 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 		if err = keepStored(&next, old); err != nil {
 			return Webhook{}, err
 		}
+		reenabled := carryHealth(&next, old)
 		// Saved at the version read, so the kept values are the latest;
 		// an unconditional update reads again when another writer won.
 		out, err = d.save(ctx, next, old.Version)
+		if err == nil {
+			d.recordChange(ctx, out, audited{action: AuditWebhookUpdated, old: &old})
+		}
+		if err == nil && reenabled {
+			d.health.reset(out.ID)
+		}
 		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
 			return out, err
 		}
@@ -263,7 +282,7 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 		return Webhook{}, err
 	}
 	w.Version, w.CreatedAt, w.UpdatedAt = row.Version, row.CreatedAt, row.UpdatedAt
-	if _, err := d.current(ctx, true); err != nil {
+	if err := d.afterSave(ctx, row); err != nil {
 		return Webhook{}, err
 	}
 	return w, nil
@@ -271,11 +290,12 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 
 // Delete removes a webhook; its pending deliveries end as Canceled.
 func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	rec := d.deletionRecord(ctx, id)
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
-	_, err := d.current(ctx, true)
-	return err
+	d.record(ctx, rec)
+	return d.afterDelete(ctx, id)
 }
 
 // Webhook returns one webhook, secret included.
@@ -318,14 +338,35 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 	return d.setDisabled(ctx, id, disabled, "set by the application")
 }
 
+// Enable turns a webhook on: it gets new deliveries again and its queued
+// ones flow, in order. It also gives the endpoint a fresh start: it clears
+// FailingSince and DisabledReason and closes the webhook's circuit breaker
+// in this process (other processes close theirs at their next probe).
+func (d *Dispatcher) Enable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, false, "enabled by the application")
+}
+
+// Disable turns a webhook off: it gets no new deliveries and its queued
+// ones wait until it is enabled. DisabledReason records that the
+// application did it.
+func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, true, "disabled by the application")
+}
+
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		was := w.Disabled
 		w.Disabled = disabled
+		markDisabled(w, was, reason)
 		return nil
 	})
 	if err != nil {
 		return Webhook{}, err
+	}
+	d.recordChange(ctx, w, audited{action: toggled(disabled), reason: reason})
+	if !disabled {
+		d.health.reset(w.ID)
 	}
 	if before.Disabled != disabled {
 		kind := EventWebhookDisabled
@@ -363,9 +404,11 @@ func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt
 // under its own delivery id. Replaying a pending delivery fails with
 // ErrPending.
 func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	before := d.replaySubject(ctx, deliveryID)
 	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
 		return err
 	}
+	d.recordReplay(ctx, deliveryID, before)
 	d.signal()
 	return nil
 }
@@ -420,11 +463,13 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		return "", err
 	}
 	ds := d.match(defs, c, ev.ID, changed, now)
+	failpoint.Hit("publish.before-enqueue")
 	if tx != nil {
 		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
 	} else {
 		_, err = d.store.Enqueue(ctx, ev, ds)
 	}
+	failpoint.Hit("publish.after-enqueue")
 	if err != nil {
 		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
 	}
@@ -432,36 +477,6 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		d.signal()
 	}
 	return ev.ID, nil
-}
-
-// match returns a delivery for each webhook the change matches.
-func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
-	var ds []store.Delivery
-	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
-		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
-	for _, w := range defs.byTable[c.Table] {
-		if w.Disabled || (w.Tenant != "" && w.Tenant != c.Tenant) || !w.hasOp(c.Op) || w.cond == nil {
-			continue
-		}
-		ok, err := w.cond.Match(in)
-		if err != nil {
-			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", eventID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
-			continue
-		}
-		if !ok {
-			continue
-		}
-		ds = append(ds, store.Delivery{
-			ID:          uuid.Must(uuid.NewV7()).String(),
-			WebhookID:   w.ID,
-			MaxBatch:    w.MaxBatch,
-			NextAttempt: now,
-			CreatedAt:   now,
-		})
-	}
-	return ds
 }
 
 // event validates c and encodes it as a stored event.
@@ -494,7 +509,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := marshalPayload(&payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)
@@ -503,5 +518,5 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("encoded size %d bytes exceeds MaxPayloadBytes %d", len(p), d.cfg.MaxPayloadBytes)
 	}
 	return store.Event{ID: c.ID, Tenant: c.Tenant, Table: c.Table, Op: string(c.Op), Key: c.Key,
-		Time: c.Time.UTC(), Payload: p}, changed, nil
+		Time: c.Time.UTC(), Payload: p, CreatedAt: now}, changed, nil
 }

@@ -541,3 +541,15 @@ func TestUpdateWithStaleVersionConflicts(t *testing.T) {
 	_, err = k.Update(t.Context(), second)
 	assert.NoError(t, err, "a zero Version saves unconditionally")
 }
+
+func TestRegisterRefusesMoreHooksThanTheLeaseHolds(t *testing.T) {
+	t.Parallel()
+	names := []string{"a", "b", "c", "d", "e"}
+	k, rcv := setup(t, webhook.Config{Hooks: hooksWith(t, names...), AttemptTimeout: time.Second,
+		HookTimeout: time.Second, LeaseDuration: 4500 * time.Millisecond})
+	_, err := k.Register(t.Context(), webhook.Webhook{Name: "n", Table: "t", Ops: []webhook.Op{webhook.Insert}, URL: rcv.URL, Before: names[:3]})
+	assert.NoError(t, err, "1s + 3 × 1s fits a 4.5s lease")
+	_, err = k.Register(t.Context(), webhook.Webhook{Name: "n", Table: "t", Ops: []webhook.Op{webhook.Insert}, URL: rcv.URL, Before: names})
+	assert.ErrorIs(t, err, webhook.ErrInvalidWebhook, "1s + 5 × 1s does not")
+	assert.ErrorContains(t, err, "LeaseDuration")
+}

@@ -127,4 +127,191 @@
 // proxies come only from Config.Proxy; every attempt has a timeout and
 // reads at most Config.MaxResponseBytes. [Classify] documents what each
 // answer means.
+//
+// # Hooks and body shaping
+//
+// A webhook's Before and After name hooks registered in Config.Hooks
+// (package transform). Each attempt decodes its records, runs the before
+// hooks in order, shapes the records with the webhook's Body (selection,
+// redaction, masks, value maps), encodes them (the envelope, flat JSON,
+// a form, a GET query string, or CloudEvents 1.0), signs the exact bytes
+// sent, sends them and runs the after hooks with the result. A webhook
+// without hooks and with a plain envelope body sends the stored payloads
+// as they are, encoded once per event.
+//
+// A before hook's ErrSkip ends the message as Skipped, spending no
+// attempt; transform.Permanent makes it Dead; any other error fails the
+// attempt for a retry. After hooks cannot change the outcome; their
+// failures are logged and reported as EventHookError. Every hook call runs
+// in its own goroutine under Config.HookTimeout: a panic fails the attempt
+// with its stack, and a hook that ignores its context is left running
+// while the attempt fails and moves on; Shutdown waits for such calls
+// within its context and grace. Body errors (an expression that does not
+// compile, with its line and column) fail Register and wrap both
+// ErrInvalidWebhook and transform.ErrInvalidBody.
+// # Delivery log
+//
+// Every delivery is kept with its status, attempt count, last error and
+// times, and every attempt with its time, request headers (values masked
+// except those herald sets itself), status code, latency, the first 4 KiB
+// of the answer, its error and the definition version it used.
+// [Dispatcher.DeliveryLog] pages through deliveries filtered by webhook,
+// event, status, tenant, record key and publication time, oldest first,
+// with an opaque cursor bound to the filters; [Dispatcher.Attempts] lists
+// one delivery's attempts. [Dispatcher.Deliveries] is the same query with
+// the store's raw sequence cursor.
+//
+// # Recovery
+//
+// [Dispatcher.Recover] sends again every dead (or otherwise finished)
+// delivery of one webhook published in a time range, oldest first, paging
+// through the log rather than loading it; DryRun counts first. With a store
+// that implements store.Requeuer (the memory store does) recovered
+// deliveries rejoin their record's order chain by sequence: for each
+// record key they go out one at a time, oldest first, ahead of the key's
+// later pending deliveries, so the receiver ends with the latest state;
+// only a later delivery of the key already in flight is not held back.
+// With other stores Recover replays each delivery, and replays of one key
+// may arrive in any order; [RecoverResult].InOrder tells which happened.
+//
+// # Observer
+//
+// Config.Observer is told about every attempt (with its outcome), every
+// delivered, retried, dead, skipped, held and canceled message, every
+// condition that failed at run time, and every webhook disabled or enabled
+// again. While the dispatcher runs, events pass through a bounded queue
+// (Config.ObserverQueue) drained by one goroutine that Start launches and
+// Shutdown stops once the queue is handed over, so a slow observer never
+// holds up a worker; when the queue is full events are dropped and counted
+// in [Stats]. Without Start (ProcessDue) the observer is called
+// synchronously, so tests see every event at once. Package
+// webhook/otelobserver turns the events into OpenTelemetry traces and
+// metrics; package webhook itself does not import OpenTelemetry.
+//
+// # Stats
+//
+// [Dispatcher.Stats] counts deliveries by webhook and state, the age of the
+// oldest pending delivery (counted from its publication, also for a
+// replayed or recovered one) and this process's attempts in flight. With a
+// store that implements store.Counter it is one query; otherwise it pages
+// through the log.
+//
+// # Logs
+//
+// The dispatcher logs through Config.Logger (quiet by default): every
+// attempt at Debug, a scheduled retry at Info, a message that failed for
+// good, a webhook disabled by a 410 and a failed after hook at Warn, and
+// what it cannot do (a definition it cannot use, a store that fails) at
+// Error. Attributes use stable keys:
+//
+//   - webhook_id, message_id (the webhook-id header), event_id (a change)
+//   - attempt (its number), records (in the message)
+//   - status (the HTTP status, 0 when no answer arrived), latency_ms
+//   - outcome ("delivered", "retry" or "dead"), next_attempt
+//   - delivery_status (a delivery's state), matched, replayed, in_order
+//     (a recovery)
+//   - url (redacted), hook (a hook's name), kind (an observer event's),
+//     dropped (observer events), error
+//
+// Secrets, header values, URL user info and query values are never
+// logged.
+//
+// # Endpoint health
+//
+// A receiver that is down does not slow the others, is not hammered, and
+// is reported; an admin can see it ([Dispatcher.Health]) and test it
+// ([Dispatcher.Ping]).
+//
+//   - Concurrency. A webhook has at most MaxConcurrency requests in flight
+//     in one process (Webhook.MaxConcurrency, else
+//     Config.MaxConcurrency: half the workers by default), so a receiver
+//     that hangs for its whole AttemptTimeout holds half the workers at
+//     most. Its other claimed messages wait in memory, holding neither a
+//     worker nor a goroutine, and the worker of each of its requests that
+//     ends sends the next, in order: a busy receiver is fed as fast as it
+//     answers. Past 10,000 waiting messages per webhook (64 MiB of
+//     payload in all, and no more than can still start within their
+//     lease) a message is postponed in the store, spending no attempt, to
+//     about its turn. Shutdown releases waiting messages at once.
+//   - Rate. Webhook.RateLimit caps a webhook's requests per second from
+//     one process, evenly spaced; a message waits for its turn postponed
+//     in the store, spending no attempt.
+//   - Fairness. Stores take turns across webhooks within each claim, so a
+//     backlog of one webhook does not starve another's due deliveries.
+//   - Circuit breaker ([BreakerPolicy]). A webhook's breaker opens on
+//     sustained failure only: by default at least 10 failed requests
+//     (any answer but 2xx, or none) within a minute that are also at
+//     least half of its requests. While it is open the webhook's
+//     deliveries wait, spending no attempt, until its probe: after 30s one
+//     delivery goes out; success closes the breaker, failure opens it
+//     again for twice as long (up to 10 minutes). Any successful request
+//     closes it: a probe, a replay, a ping. A replay of one delivery goes
+//     out at once, past an open breaker (it still keeps to the webhook's
+//     MaxConcurrency and RateLimit). Opening and closing are reported to
+//     the Observer (EventBreakerOpened, EventBreakerClosed) and the log.
+//     Deliveries the breaker postponed come due at the probe time they
+//     were given, even if a replay or a ping closed it sooner.
+//   - Disabling. A webhook whose requests have all failed, without a
+//     success, for Config.DisableAfter (5 days by default) is disabled and
+//     reported (EventWebhookDisabled with the reason, a warning in the
+//     log, Webhook.DisabledReason); its queued deliveries wait.
+//     [Dispatcher.Enable] turns it back on: the backlog flows in order,
+//     and FailingSince, DisabledReason and this process's breaker start
+//     afresh. A 410 Gone answer disables a webhook the same way.
+//     The start of a run of failures is stored in the webhook's
+//     definition (Webhook.FailingSince) once it has lasted a minute, so
+//     the count survives restarts and is shared by every process; a
+//     success anywhere ends it.
+//
+// The breaker, the limits and the requests in flight are kept in memory,
+// per process: with several dispatcher processes on one store, each has
+// its own, and a webhook may have MaxConcurrency requests in flight from
+// each. Their timing comes from Config.Clock.
+//
+// [Dispatcher.Ping] sends a signed webhook.ping event through the same
+// transport, headers and secret as the webhook's deliveries and returns
+// the status, latency, headers and start of the answer, or the error;
+// [Dispatcher.PingWebhook] does the same for a webhook not stored yet.
+// Neither leaves a delivery behind.
+//
+// # Audit trail
+//
+// With a store that keeps one (store.Auditor; the memory store does),
+// the dispatcher records every change of a webhook (Register, Update,
+// SetDisabled, RotateSecret, Delete), every Replay and every recovery,
+// with who did it: the actor [WithActor] put in the context, or
+// [SystemActor] when the dispatcher acted on its own (disabling a webhook
+// whose receiver answered 410 Gone or failed for too long). A record of a definition change
+// carries the definition as saved, secrets masked, so a webhook's records
+// are also its versions; an update names the fields it changed, never
+// their values. [Dispatcher.Audit] lists the trail, newest first, by
+// tenant, webhook, action, actor and time. A record is written after the
+// change succeeded; if the write fails, the change stands and the
+// failure is logged. With a store that keeps no trail, nothing is
+// recorded and Audit fails with [ErrNoAudit].
+//
+// Validation errors are a [*ValidationError] listing each problem with
+// the JSON name of its field ("url", "headers", "when.expr" ...), for an
+// admin UI to show next to the field; package webhook/admin serves all of
+// this as an HTTP API.
+//
+// # Performance
+//
+// herald's own work is small beside the HTTP requests it sends. Publish
+// encodes a change once, whatever the number of webhooks it goes to (the
+// attempt wraps the stored bytes in the envelope without decoding them),
+// finds the candidate webhooks through an index by table, op and tenant,
+// so its cost follows the webhooks on the changed table and not all of
+// them, and runs each distinct condition once: webhooks with equal rules
+// share an evaluation. Nothing is compiled on the hot path; a saved
+// definition is compiled once and patched into the snapshot every Publish
+// reads.
+//
+// Workers are a fixed pool of Config.Workers goroutines fed by one
+// claimer, which is woken by Publish and by the store, never left waiting
+// for a poll when work is due. Outcomes are written in batches by one
+// writer. The figures, the machine they came from and the commands that
+// reproduce them are in BENCHMARKS.md at the root of the repository;
+// examples/loadtest measures herald end to end against plain net/http on
+// the same machine.
 package webhook

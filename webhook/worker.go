@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 )
 
@@ -55,20 +56,32 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			notes = ch
 		}
 	}
+	d.startObserver()
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
 		d.ackLoop(l.acks)
 	}()
+	purgeCtx, stopPurge := context.WithCancel(l.runCtx)
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		d.retentionLoop(purgeCtx)
+	}()
 	go func() {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
+		stopPurge()
+		<-purgeDone
 		l.inflight.Wait()
+		d.unpark()
+		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
 		close(l.acks)
 		l.ackMu.Unlock()
 		<-ackDone
+		d.stopObserver()
 		l.cancel()
 		if notes != nil {
 			for range notes { // the store closes it once runCtx ends
@@ -120,13 +133,35 @@ func (d *Dispatcher) closeIdle() {
 }
 
 // claimLoop claims due messages while workers are free and hands each to
-// a goroutine of its own.
+// a free worker.
 func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
 	l := &d.life
 	workers := d.cfg.Workers
 	slots := make(chan struct{}, workers)
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
+	// Workers live as long as the loop: a goroutine per message grew a
+	// fresh stack for every attempt. A claimed message holds a slot until
+	// its worker is done with it, so a worker is free for every message
+	// handed over.
+	work := make(chan store.Message)
+	var pool sync.WaitGroup
+	defer func() {
+		close(work)
+		pool.Wait()
+	}()
+	hctx := withClaimer(ctx, stop)
+	for range workers {
+		pool.Add(1)
+		go func() {
+			defer pool.Done()
+			for m := range work {
+				d.work(hctx, m)
+				l.inflight.Done()
+				<-slots
+			}
+		}()
+	}
 	failures := 0
 	for {
 		select {
@@ -146,21 +181,19 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 				break fill
 			}
 		}
+		// The claim below answers every wake-up sent so far (work is
+		// stored before its signal is sent): drop them, or each would cost
+		// an empty claim. A Publish both signals and is notified by the
+		// store, so there are often two.
+		drain(d.wake)
+		drain(notes)
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
 		for range n - len(msgs) {
 			<-slots
 		}
 		for _, m := range msgs {
 			l.inflight.Add(1)
-			go func() {
-				defer func() { <-slots }()
-				defer l.inflight.Done()
-				if r, ok := d.handle(ctx, m); ok {
-					d.ack(r)
-				} else {
-					d.release(m.Lease)
-				}
-			}()
+			work <- m
 		}
 		var wait time.Duration
 		switch {
@@ -173,7 +206,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			d.log.Error("herald: claiming failed; backing off", "error", err, "wait", wait)
 		case len(msgs) < n:
 			failures = 0
-			wait = d.cfg.PollInterval
+			wait = d.health.nextWake(d.now(), d.cfg.PollInterval)
 		default:
 			failures = 0
 			continue
@@ -194,6 +227,14 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		case <-notes:
 		case <-poll.C:
 		}
+	}
+}
+
+// drain takes a pending wake-up off ch, if there is one.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
 	}
 }
 
@@ -238,6 +279,7 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 func (d *Dispatcher) writeAcks(rs []store.Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	failpoint.Hit("ack.before-write")
 	if err := d.store.Ack(ctx, rs); err != nil {
 		if errors.Is(err, store.ErrLeaseLost) {
 			d.log.Warn("herald: an attempt outlived its lease; its outcome was dropped and the message will be sent again", "error", err)
@@ -256,11 +298,13 @@ func (d *Dispatcher) release(lease string) {
 }
 
 // ProcessDue claims and attempts every message due now, concurrently up to
-// Workers, until none is due, and returns how many messages it attempted.
+// Workers (and to each webhook's MaxConcurrency), until none is due, and
+// returns how many messages it attempted.
 // Retries scheduled later are left for a later call (advance the clock
 // first). It is meant for tests and for callers that run no workers; it
 // does not need Start.
 func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
+	ctx = withClaimer(ctx, nil)
 	total := 0
 	for {
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: d.cfg.Workers})
@@ -291,6 +335,7 @@ func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
 			_ = d.store.Release(context.WithoutCancel(ctx), leases)
 			return total, ctx.Err()
 		}
+		failpoint.Hit("ack.before-write")
 		if err := d.store.Ack(ctx, acks); err != nil {
 			return total, err
 		}

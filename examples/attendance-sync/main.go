@@ -4,27 +4,36 @@
 // its headers) delivers it, signed, to instance A's attendance API; A marks
 // the employee present on that date.
 //
+// Instance A's API is an older one: a form post of employee_id, date and
+// status, where status is only ever P or A. So the webhook maps fields as
+// data (a form body, with a value map turning "Present" into "P"), a
+// before hook joins the employee's name and department from B's own
+// directory into the record (the "view" of an HR product), and an after
+// hook writes the sync result back into B's attendance record.
+//
 //	go run ./examples/attendance-sync
 //
-// It exits 0 only when A's calendar really shows the employee present.
+// It exits 0 only when A's calendar really shows the employee present and
+// B's record shows it synced.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/store/memory"
+	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
 )
 
@@ -38,13 +47,15 @@ func main() {
 }
 
 // instanceA is the receiving HR instance: an attendance calendar behind an
-// API that wants a bearer token and a valid herald signature.
+// API that wants a bearer token, a valid herald signature, and a form with
+// status P or A.
 type instanceA struct {
 	token  string
 	secret func() string // the webhook's signing secret, shared at setup
 
 	mu       sync.Mutex
-	calendar map[string]string // "employee/date" -> status
+	calendar map[string]string // "employee/date" -> present | absent
+	names    map[string]string // employee -> "name, department", as A learnt it
 	marked   chan struct{}
 }
 
@@ -57,7 +68,14 @@ func (a *instanceA) status(employee, date string) string {
 	return "absent"
 }
 
-// ServeHTTP is A's attendance API: POST /api/attendance.
+func (a *instanceA) employee(id string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.names[id]
+}
+
+// ServeHTTP is A's attendance API: POST /api/attendance, a form of
+// employee_id, date and status=P|A.
 func (a *instanceA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/api/attendance" {
 		http.NotFound(w, r)
@@ -72,27 +90,28 @@ func (a *instanceA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
-	if err := verify(a.secret(), r.Header, body); err != nil {
+	// The signature covers the raw form bytes, exactly as sent.
+	if err := signer.Verify(a.secret(), r.Header, body); err != nil {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	var msg struct {
-		Type string `json:"type"`
-		Data struct {
-			New struct {
-				EmployeeID string `json:"employee_id"`
-				Date       string `json:"date"`
-				Status     string `json:"status"`
-			} `json:"new"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &msg); err != nil || msg.Type != "attendance.inserted" {
-		http.Error(w, "not an attendance record", http.StatusUnprocessableEntity)
+	if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		http.Error(w, "form posts only", http.StatusUnsupportedMediaType)
 		return
 	}
-	rec := msg.Data.New
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	mark, ok := map[string]string{"P": "present", "A": "absent"}[form.Get("status")]
+	if !ok || form.Get("employee_id") == "" || form.Get("date") == "" {
+		http.Error(w, "employee_id, date and status=P|A are required", http.StatusUnprocessableEntity)
+		return
+	}
 	a.mu.Lock()
-	a.calendar[rec.EmployeeID+"/"+rec.Date] = map[string]string{"Present": "present", "Absent": "absent"}[rec.Status]
+	a.calendar[form.Get("employee_id")+"/"+form.Get("date")] = mark
+	a.names[form.Get("employee_id")] = form.Get("employee_name") + ", " + form.Get("department")
 	a.mu.Unlock()
 	select {
 	case a.marked <- struct{}{}:
@@ -102,11 +121,13 @@ func (a *instanceA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // instanceB is the sending HR instance: it records attendance in its own
-// data and reports every change to herald.
+// data, keeps an employee directory, and reports every change to herald.
 type instanceB struct {
 	herald *webhook.Dispatcher
-	mu     sync.Mutex
-	rows   map[string]map[string]any
+
+	mu        sync.Mutex
+	rows      map[string]map[string]any // attendance, by id
+	directory map[string]map[string]any // employees, by id
 }
 
 // record stores an attendance entry and publishes the change.
@@ -122,28 +143,88 @@ func (b *instanceB) record(ctx context.Context, employee, date, status string) (
 	})
 }
 
+// row returns a copy of an attendance row.
+func (b *instanceB) row(id string) map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]any{}
+	for k, v := range b.rows[id] {
+		out[k] = v
+	}
+	return out
+}
+
+// employeeDetails is the enrichment lookup: the employee's name and
+// department, from B's own directory.
+func (b *instanceB) employeeDetails(_ context.Context, r transform.Record) (map[string]any, error) {
+	id, _ := r.New["employee_id"].(string)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.directory[id]
+	if !ok {
+		return nil, transform.Permanent(fmt.Errorf("employee %q is not in the directory", id))
+	}
+	return map[string]any{"employee_name": e["name"], "department": e["department"]}, nil
+}
+
+// recordSync is the after hook: it writes the outcome of every attempt
+// into the attendance record's sync_status. It updates B's row without
+// publishing a change: sync bookkeeping is not an attendance change, and
+// publishing it would feed the webhook its own echo.
+func (b *instanceB) recordSync(_ context.Context, r *transform.Result) error {
+	status := string(r.Outcome)
+	switch r.Outcome {
+	case transform.Delivered:
+		status = "synced"
+	case transform.Retrying, transform.Dead:
+		status = fmt.Sprintf("%s: %v", r.Outcome, r.Err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rec := range r.Message.Records {
+		if row, ok := b.rows[rec.Key]; ok {
+			row["sync_status"] = status
+			row["synced_at"] = time.Now().UTC().Format(time.RFC3339)
+		}
+	}
+	return nil
+}
+
 func run(ctx context.Context, out io.Writer) error {
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 
 	// Instance A issues a token and serves its attendance API.
 	var secret string
 	var secretMu sync.Mutex
-	a := &instanceA{token: newToken(), calendar: map[string]string{}, marked: make(chan struct{}, 1),
+	a := &instanceA{token: newToken(), calendar: map[string]string{}, names: map[string]string{}, marked: make(chan struct{}, 1),
 		secret: func() string { secretMu.Lock(); defer secretMu.Unlock(); return secret }}
 	aURL, stopA, err := serve(a)
 	if err != nil {
 		return err
 	}
 	defer stopA()
-	say("instance A: attendance API at %s/api/attendance, API token issued", aURL)
+	say("instance A: attendance API at %s/api/attendance (form posts, status P or A), API token issued", aURL)
+
+	// Instance B's plugin code registers its hooks by name; webhooks name
+	// them as data.
+	b := &instanceB{rows: map[string]map[string]any{}, directory: map[string]map[string]any{
+		"E-1001": {"name": "Ada Lovelace", "department": "Engineering"},
+	}}
+	hooks := transform.NewRegistry()
+	if err := hooks.RegisterBefore("employee-details", transform.Enrich(b.employeeDetails)); err != nil {
+		return err
+	}
+	if err := hooks.RegisterAfter("sync-status", transform.AfterFunc(b.recordSync)); err != nil {
+		return err
+	}
 
 	// Instance B embeds herald. The demo talks to loopback, so private
 	// networks are allowed; production keeps the guard on.
-	herald, err := webhook.New(webhook.Config{Store: memory.New(), AllowPrivateNetworks: true})
+	herald, err := webhook.New(webhook.Config{Store: memory.New(), Hooks: hooks, AllowPrivateNetworks: true})
 	if err != nil {
 		return err
 	}
-	b := &instanceB{herald: herald, rows: map[string]map[string]any{}}
+	b.herald = herald
 	w, err := herald.Register(ctx, webhook.Webhook{
 		Name:        "Push single attendance record",
 		Description: "Sends every new attendance entry of instance B to instance A",
@@ -152,6 +233,19 @@ func run(ctx context.Context, out io.Writer) error {
 		URL:         aURL + "/api/attendance",
 		Method:      http.MethodPost,
 		Headers:     map[string]string{"Authorization": "Bearer " + a.token},
+		Body: transform.Body{
+			Format: transform.Form,
+			Fields: map[string]string{
+				"employee_id":   "new.employee_id",
+				"date":          "new.date",
+				"status":        "new.status",
+				"employee_name": "new.employee_name",
+				"department":    "new.department",
+			},
+			Values: map[string]map[string]any{"status": {"Present": "P", "Absent": "A"}},
+		},
+		Before: []string{"employee-details"},
+		After:  []string{"sync-status"},
 	})
 	if err != nil {
 		return err
@@ -159,7 +253,8 @@ func run(ctx context.Context, out io.Writer) error {
 	secretMu.Lock()
 	secret = w.Secret
 	secretMu.Unlock()
-	say("instance B: webhook %q registered (table %s, event INSERT, bearer token in its headers)", w.Name, w.Table)
+	say("instance B: webhook %q registered (table %s, event INSERT, form body, Present->P, hooks %v then %v)",
+		w.Name, w.Table, w.Before, w.After)
 	if err := herald.Start(ctx); err != nil {
 		return err
 	}
@@ -191,12 +286,17 @@ func run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		say("herald: delivered to %q, signed, after %d attempt(s)", w.Name, got.Attempts)
+		say("herald: delivered to %q as a signed form post, after %d attempt(s)", w.Name, got.Attempts)
 	}
 	got := a.status(employee, date)
-	say("instance A: calendar of %s on %s shows %s", employee, date, got)
+	say("instance A: calendar of %s on %s shows %s (%s)", employee, date, got, a.employee(employee))
+	row := b.row(employee + "/" + date)
+	say("instance B: attendance record %s/%s has sync_status %v at %v", employee, date, row["sync_status"], row["synced_at"])
 	if got != "present" {
 		return fmt.Errorf("instance A shows %s, want present", got)
+	}
+	if row["sync_status"] != "synced" {
+		return fmt.Errorf("instance B's record has sync_status %v, want synced", row["sync_status"])
 	}
 	return nil
 }
@@ -235,9 +335,4 @@ func newToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// verify checks a request's Standard Webhooks signature.
-func verify(secret string, h http.Header, body []byte) error {
-	return signer.Verify(secret, h, body)
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -364,7 +363,7 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 	for rows.Next() {
 		var l string
 		var m member
-		var payload string
+		var payload []byte
 		dst := append([]any{&l}, deliveryDest(&m.d)...)
 		dst = append(dst, &m.e.Table, &m.e.Op, &m.e.Time, &payload)
 		if err := rows.Scan(dst...); err != nil {
@@ -372,7 +371,7 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 			return nil, err
 		}
 		fixDelivery(&m.d)
-		m.e.ID, m.e.Tenant, m.e.Key, m.e.Time, m.e.Payload = m.d.EventID, m.d.Tenant, m.d.Key, m.e.Time.UTC(), json.RawMessage(payload)
+		m.e.ID, m.e.Tenant, m.e.Key, m.e.Time, m.e.Payload = m.d.EventID, m.d.Tenant, m.d.Key, m.e.Time.UTC(), payload
 		if byLease[l] == nil {
 			order = append(order, l)
 		}

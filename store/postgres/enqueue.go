@@ -80,7 +80,7 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 	var err error
 	if len(ds) == 1 {
 		d := ds[0]
-		args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload),
+		args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), eventCreatedAt(e),
 			d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)}
 		if inTx {
 			err = q.queryRow(ctx, s.q.enqueueOne, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
@@ -96,7 +96,7 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 	for i, d := range ds {
 		ids[i], hooks[i], batch[i], next[i], created[i] = d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)
 	}
-	args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), ids, hooks, batch, next, created}
+	args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), eventCreatedAt(e), ids, hooks, batch, next, created}
 	if inTx {
 		err = q.queryRow(ctx, s.q.enqueue, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
 	} else {
@@ -142,7 +142,8 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	var (
 		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
 		payloads                        = make([][]byte, 0, len(es))
-		times                           = make([]time.Time, 0, len(es))
+		times, recorded                 = make([]time.Time, 0, len(es)), make([]time.Time, 0, len(es))
+		live                            = make([]int32, 0, len(es))
 		dEvent                          []int64
 		dIDs, dHooks                    []string
 		dBatch                          []int32
@@ -167,6 +168,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		place = append(place, i)
 		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
 		times, payloads = append(times, e.Time), append(payloads, e.Payload)
+		recorded, live = append(recorded, eventCreatedAt(e)), append(live, int32(len(x.Deliveries)))
 		for _, d := range x.Deliveries {
 			dEvent = append(dEvent, int64(len(place)))
 			dIDs = append(dIDs, d.ID)
@@ -178,7 +180,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	}
 	var made string
 	var queued int64
-	args := []any{tenants, ids, tables, ops, keys, times, payloads, dEvent, dIDs, dHooks, dBatch, dNext, dCreated}
+	args := []any{tenants, ids, tables, ops, keys, times, payloads, recorded, live, dEvent, dIDs, dHooks, dBatch, dNext, dCreated}
 	var err error
 	if inTx {
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)

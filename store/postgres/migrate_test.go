@@ -75,9 +75,10 @@ func TestNewValidates(t *testing.T) {
 }
 
 // TestMigrateDownKeepsRecordsInOrder brings a schema with work in flight
-// back to migration 1, whose claims mark heads by phase alone and expect
-// every record with a waiting line to have a head, and checks the states
-// it leaves.
+// back to migration 3, before claims took records' next deliveries
+// straight from the new ones: its claims mark heads by phase alone and
+// expect every record with a waiting line to have a head. It checks the
+// states the way down leaves.
 func TestMigrateDownKeepsRecordsInOrder(t *testing.T) {
 	t.Parallel()
 	pool := postgrestest.Pool(t, 4)
@@ -112,7 +113,7 @@ func TestMigrateDownKeepsRecordsInOrder(t *testing.T) {
 	// wait: what promotion leaves when a late commit comes before the line.
 	q(`UPDATE {schema}.deliveries SET phase = 2 WHERE id = $1`, ids[3])
 
-	require.NoError(t, s.MigrateTo(ctx, 1))
+	require.NoError(t, s.MigrateTo(ctx, 3))
 	phase := func(id string) *int {
 		var p *int
 		require.NoError(t, pool.QueryRow(ctx, strings.ReplaceAll(`SELECT phase FROM {schema}.deliveries WHERE id = $1`,

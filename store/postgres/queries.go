@@ -29,9 +29,9 @@ func quiet(q string, notify string) string {
 
 func buildQueries(sql func(string) string) queries {
 	q := buildStatements(sql)
-	q.enqueueQ = quiet(q.enqueue, "(SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds LIMIT 1) n)")
-	q.enqueueOneQ = quiet(q.enqueueOne, "(SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds) n)")
-	q.enqueueManyQ = quiet(q.enqueueMany, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)")
+	q.enqueueQ = quiet(q.enqueue, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)")
+	q.enqueueOneQ = quiet(q.enqueueOne, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds) n)")
+	q.enqueueManyQ = quiet(q.enqueueMany, "(SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)")
 	return q
 }
 
@@ -44,51 +44,53 @@ func buildStatements(sql func(string) string) queries {
 		// lost hint only delays work until the next poll).
 		wake: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`,
 
-		// One statement: the event unless it exists, its deliveries only if
-		// the event is new (in the given order, so seq follows it), and a
-		// NOTIFY when something was queued.
+		// One statement: the event unless it exists (live counts its
+		// deliveries, for retention), its deliveries only if the event is
+		// new (in the given order, so seq follows it), and a NOTIFY when
+		// something was queued.
 		enqueue: sql(`
 WITH ev AS (
-    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::json)
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, cardinality($9::text[]))
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING tenant, id, key
 ), ds AS (
     INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, max_batch, next_attempt, created_at, updated_at)
     SELECT u.id, u.webhook_id, ev.tenant, ev.key, ev.id, u.max_batch, u.next_attempt, u.created_at, u.created_at
-    FROM ev CROSS JOIN unnest($8::text[], $9::text[], $10::int4[], $11::timestamptz[], $12::timestamptz[])
+    FROM ev CROSS JOIN unnest($9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::timestamptz[])
         WITH ORDINALITY AS u(id, webhook_id, max_batch, next_attempt, created_at, ord)
     ORDER BY u.ord
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM ev),
-       (SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds LIMIT 1) n)`),
+       (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
 
 		// The same for an event with one delivery, the usual case: plain
 		// parameters instead of arrays.
 		enqueueOne: sql(`
 WITH ev AS (
-    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::json)
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, 1)
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING 1
 ), ds AS (
     INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, max_batch, next_attempt, created_at, updated_at)
-    SELECT $8, $9, $1, $5, $2, $10, $11, $12, $12 FROM ev
+    SELECT $9, $10, $1, $5, $2, $11, $12, $13, $13 FROM ev
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM ev),
-       (SELECT count(*) FROM (SELECT pg_notify($13, $14) FROM ds) n)`),
+       (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds) n)`),
 
 		// The same for many events, each (tenant, id) once (the caller
 		// drops repeats). The places of the events created come back as
 		// text, which database/sql drivers scan as well as pgx.
 		enqueueMany: sql(`
 WITH ins AS (
-    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    SELECT tenant, id, table_name, op, key, time, payload::json
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-        AS e(tenant, id, table_name, op, key, time, payload)
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
+    SELECT tenant, id, table_name, op, key, time, payload::json, created_at, live
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
+                $8::timestamptz[], $9::int4[])
+        AS e(tenant, id, table_name, op, key, time, payload, created_at, live)
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING tenant, id, key
 ), made AS MATERIALIZED (
@@ -98,14 +100,14 @@ WITH ins AS (
 ), ds AS (
     INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, max_batch, next_attempt, created_at, updated_at)
     SELECT u.id, u.webhook_id, m.tenant, m.key, m.id, u.max_batch, u.next_attempt, u.created_at, u.created_at
-    FROM unnest($8::int8[], $9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::timestamptz[])
+    FROM unnest($10::int8[], $11::text[], $12::text[], $13::int4[], $14::timestamptz[], $15::timestamptz[])
         WITH ORDINALITY AS u(ev, id, webhook_id, max_batch, next_attempt, created_at, ord)
     JOIN made m ON m.ord = u.ev
     ORDER BY u.ord
     RETURNING 1
 )
 SELECT coalesce((SELECT string_agg(ord::text, ',') FROM made), ''),
-       (SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)`),
+       (SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)`),
 
 		// Claim candidates: see pickSQL.
 		pick:    sql(pickSQL(false)),
@@ -261,12 +263,15 @@ SELECT (SELECT count(*) FROM (SELECT pg_notify($2, $3) FROM r LIMIT 1) n)`),
 
 		replay: sql(`
 UPDATE {schema}.deliveries
-SET status = 'pending', phase = 3, attempts = 0, replayed = true, next_attempt = $2, updated_at = $2,
+SET status = 'pending', phase = 3, attempts = 0, replayed = true, next_attempt = $2, updated_at = $2, scrubbed = false,
     lease = NULL, lease_until = NULL, batch_id = CASE WHEN max_batch > 1 THEN id END
 WHERE id = $1 AND phase IS NULL
+  AND EXISTS (SELECT 1 FROM {schema}.events e
+              WHERE e.tenant = deliveries.tenant AND e.id = deliveries.event_id AND e.payload IS NOT NULL)
 RETURNING pg_notify($3, $4) IS NULL`),
 
-		replayState: sql(`SELECT phase IS NOT NULL FROM {schema}.deliveries WHERE id = $1`),
+		replayState: sql(`SELECT d.phase IS NOT NULL, e.payload IS NULL FROM {schema}.deliveries d
+LEFT JOIN {schema}.events e ON e.tenant = d.tenant AND e.id = d.event_id WHERE d.id = $1`),
 
 		// Save a definition: unconditionally ($8 = 0), only if new ($8 =
 		// -1), or only if stored at version $8. The meta row is locked

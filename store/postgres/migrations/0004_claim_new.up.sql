@@ -11,8 +11,9 @@
 --   2 waiting  behind its record's head
 --   3 replayed outside every chain
 -- A record with a head sends nothing else until the head is finished; a
--- record without one sends its earliest new delivery. Every 0001 state is
--- a valid state here: 0001 leased heads only, and marked them by phase.
+-- record without one sends its earliest new delivery. Every state that
+-- filing left is a valid state here: it leased heads only, and marked
+-- them by phase.
 --
 -- Every dispatcher of the schema must run a version of herald that knows
 -- this migration: one that still files deliveries would not see the heads

@@ -1,9 +1,9 @@
 -- Back to filing. A new delivery under a lease is its record's head;
--- 0001 marks heads by phase alone.
+-- filing marks heads by phase alone.
 UPDATE {schema}.deliveries SET phase = 1 WHERE phase = 0 AND lease IS NOT NULL;
 
--- 0001 expects every record with a waiting line to have a head; under
--- 0002 a record whose earliest pending delivery is new has none, so its
+-- Filing expects every record with a waiting line to have a head; here
+-- a record whose earliest pending delivery is new has none, so its
 -- earliest waiting delivery becomes the head (the new ones are then filed
 -- behind the line).
 UPDATE {schema}.deliveries d SET phase = 1
