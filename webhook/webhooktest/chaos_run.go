@@ -106,10 +106,19 @@ type ChaosReport struct {
 
 // Duplicate causes.
 const (
+	// The receiver processed a slow body; the sender gave up on it.
 	CauseSlowBody = "slow body cut by the sender's timeout"
-	CauseKill     = "in flight at a kill"
-	CauseLate     = "answer later than the sender's timeout"
-	CauseUnknown  = "unexplained"
+	// The receiver answered, too late: the sender's attempt log holds an
+	// attempt without an answer for it.
+	CauseLate = "answer later than the sender's timeout"
+	// The request was in flight when its sending process was killed.
+	CauseKill = "in flight at a kill"
+	// The receiver got more requests for the record than the sender's
+	// attempt log holds: an outcome was lost before it was written (its
+	// process or database connection died, or its lease ran out).
+	CauseUnrecorded = "outcome never recorded"
+	// None of the above: a broken promise.
+	CauseUnknown = "unexplained"
 )
 
 func (r ChaosReport) String() string {
@@ -381,6 +390,16 @@ func (w *ChaosWorkload) Traps() []string {
 // create nothing, so a restarted process may publish everything again, as
 // an outbox relay does after a crash. It returns the first error.
 func (w *ChaosWorkload) Publish(ctx context.Context, d *webhook.Dispatcher) error {
+	return w.PublishWith(ctx, func(ctx context.Context, c webhook.Change) error {
+		_, err := d.Publish(ctx, c)
+		return err
+	})
+}
+
+// PublishWith is Publish through a function of the caller's, which may
+// retry a change until it is stored (as an outbox relay does while the
+// database is away): each publisher waits for it before its next change.
+func (w *ChaosWorkload) PublishWith(ctx context.Context, publish func(context.Context, webhook.Change) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -390,7 +409,7 @@ func (w *ChaosWorkload) Publish(ctx context.Context, d *webhook.Dispatcher) erro
 		go func() {
 			defer wg.Done()
 			for _, c := range cs {
-				if _, err := d.Publish(ctx, c); err != nil {
+				if err := publish(ctx, c); err != nil {
 					errs[p] = fmt.Errorf("publishing %s: %w", c.ID, err)
 					cancel()
 					return
@@ -464,7 +483,8 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 		a      *ChaosArrival
 		answer bool // the receiver answered in time, as far as it knows
 	}
-	receipts := map[chaosRecord][]receipt{}
+	receipts := map[chaosRecord][]*ChaosArrival{}
+	requests := map[chaosRecord]int{}   // arrivals of the record, processed or not
 	unanswered := map[chaosRecord]int{} // arrivals the receiver never answered
 	lastSeq := map[string]float64{}     // webhook and key -> seq of the latest first arrival
 	arrivals := rcv.Arrivals()
@@ -487,6 +507,7 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 		}
 		for _, rec := range recs {
 			r := chaosRecord{h.def.ID, rec.EventID}
+			requests[r]++
 			if !a.Processed {
 				switch a.Fault {
 				case FaultHang, FaultReset, FaultBadStatus:
@@ -505,7 +526,7 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 					lastSeq[k] = s
 				}
 			}
-			receipts[r] = append(receipts[r], receipt{a: a})
+			receipts[r] = append(receipts[r], a)
 		}
 	}
 	// Every arrival of a record but its last is a duplicate: find why the
@@ -513,11 +534,11 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 	for r, rs := range receipts {
 		rep.Duplicates += len(rs) - 1
 		unknown := 0
-		for _, x := range rs[:len(rs)-1] {
+		for _, a := range rs[:len(rs)-1] {
 			switch {
-			case x.a.Cut:
+			case a.Cut:
 				rep.DuplicateCauses[CauseSlowBody]++
-			case inFlight != nil && inFlight(*x.a, r.webhook, r.event):
+			case inFlight != nil && inFlight(*a, r.webhook, r.event):
 				rep.DuplicateCauses[CauseKill]++
 			default:
 				unknown++
@@ -526,15 +547,18 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 		if unknown == 0 {
 			continue
 		}
-		// The receiver answered, yet the sender sent again: the sender's
-		// log must show attempts that got no answer beyond those the
-		// receiver never answered, or the duplicate has no cause.
-		late, err := w.lateAnswers(ctx, st, r, unanswered[r])
+		// The receiver answered in time as far as it knows, yet the sender
+		// sent again: its attempt log must show why.
+		late, unrecorded, err := w.attemptLog(ctx, st, r, unanswered[r], requests[r])
 		if err != nil {
 			return rep, err
 		}
-		rep.DuplicateCauses[CauseLate] += min(late, unknown)
-		rep.DuplicateCauses[CauseUnknown] += unknown - min(late, unknown)
+		n := min(late, unknown)
+		rep.DuplicateCauses[CauseLate] += n
+		unknown -= n
+		n = min(unrecorded, unknown)
+		rep.DuplicateCauses[CauseUnrecorded] += n
+		rep.DuplicateCauses[CauseUnknown] += unknown - n
 	}
 	for r := range w.expected {
 		if len(receipts[r]) > 0 {
@@ -546,24 +570,26 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 	return rep, w.checkStore(ctx, st, &rep)
 }
 
-// lateAnswers counts the attempts of r that the sender logged without an
-// answer, beyond the unanswered arrivals the receiver saw.
-func (w *ChaosWorkload) lateAnswers(ctx context.Context, st store.Store, r chaosRecord, unanswered int) (int, error) {
+// attemptLog reads the sender's log of r's attempts. late counts the
+// attempts it logged without an answer beyond the arrivals the receiver
+// never answered; unrecorded counts the requests the receiver got beyond
+// the attempts logged.
+func (w *ChaosWorkload) attemptLog(ctx context.Context, st store.Store, r chaosRecord, unanswered, requests int) (late, unrecorded int, err error) {
 	ds, err := st.Deliveries(ctx, store.DeliveryFilter{WebhookID: r.webhook, EventID: r.event})
 	if err != nil || len(ds) != 1 {
-		return 0, err
+		return 0, 0, err
 	}
 	atts, err := st.Attempts(ctx, ds[0].ID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n := 0
+	noAnswer := 0
 	for _, a := range atts {
 		if a.StatusCode == 0 && a.Error != "" {
-			n++
+			noAnswer++
 		}
 	}
-	return max(0, n-unanswered), nil
+	return max(0, noAnswer-unanswered), max(0, requests-len(atts)), nil
 }
 
 // checkStore compares the store's deliveries with the expected records.
