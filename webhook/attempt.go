@@ -46,7 +46,12 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
 		return r, true
 	}
-	out := d.attempt(ctx, w, m, now)
+	tk, held, ok := d.admit(ctx, w, m, now)
+	if tk == nil {
+		return held, ok
+	}
+	out := d.attempt(ctx, w, m, tk.start)
+	d.settle(ctx, w, tk, out)
 	if ctx.Err() != nil && out.Outcome != store.OutcomeDelivered {
 		return r, false
 	}
@@ -215,7 +220,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		r.Outcome, r.Attempt = store.OutcomeDelivered, att
 		res = r
 	default:
-		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: err}
+		sendErr = &DeliveryError{StatusCode: att.StatusCode, Attempt: m.Attempt, URL: RedactURL(w.URL), Err: redactTransportError(err)}
 		res = fail(sendErr, v.permanent)
 		if v.honourRetryAfter && res.Outcome == store.OutcomeRetry {
 			if wait := retryAfter(header, now, d.cfg.Retry.MaxRetryAfter); wait > 0 {
@@ -269,11 +274,7 @@ func verdictFor(code int, h http.Header, err error) verdict {
 // message stays pending, so nothing is lost if the webhook is enabled
 // again.
 func (d *Dispatcher) disableGone(ctx context.Context, w *compiled) {
-	if _, err := d.setDisabled(context.WithoutCancel(ctx), w.ID, true, "receiver answered 410 Gone"); err != nil {
-		d.log.Error("herald: disabling a webhook whose receiver answered 410 failed", "webhook_id", w.ID, "error", err)
-		return
-	}
-	d.log.Warn("herald: receiver answered 410 Gone; webhook disabled", "webhook_id", w.ID, "url", RedactURL(w.URL))
+	d.disableFor(ctx, w, "receiver answered 410 Gone")
 }
 
 // runHook runs one hook call under HookTimeout in a goroutine of its own,
@@ -411,15 +412,21 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	if w.method() == "GET" {
 		signed = []byte(u.RawQuery)
 	}
-	h.Set("Webhook-Id", m.ID)
-	ts := strconv.FormatInt(now.Unix(), 10)
-	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", w.keys.at(now).Sign(m.ID, now, signed))
+	d.stamp(h, w, m.ID, now, signed, ctype)
+	return req, signed, nil
+}
+
+// stamp sets the headers herald owns on every request, pings included:
+// the Standard Webhooks id, timestamp and signature, the content type and
+// the user agent.
+func (d *Dispatcher) stamp(h http.Header, w *compiled, id string, now time.Time, signed []byte, ctype string) {
+	h.Set("Webhook-Id", id)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("Webhook-Signature", w.keys.at(now).Sign(id, now, signed))
 	if ctype != "" {
 		h.Set("Content-Type", ctype)
 	}
 	h.Set("User-Agent", "herald/"+Version)
-	return req, signed, nil
 }
 
 // body encodes the request body: the default envelope straight from the

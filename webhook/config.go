@@ -106,6 +106,15 @@ type Config struct {
 	// HoldDelay is how long a delivery waits when this process cannot send
 	// it yet (a hook it lacks); 0: 1 minute.
 	HoldDelay time.Duration
+	// MaxConcurrency caps the requests one webhook has in flight in this
+	// process, so a receiver that hangs cannot take every worker; a
+	// webhook's own MaxConcurrency overrides it. 0: Workers/2, at least 1.
+	MaxConcurrency int
+	// Breaker opens a webhook's circuit on sustained failure.
+	Breaker BreakerPolicy
+	// DisableAfter disables a webhook whose requests have all failed for
+	// this long, without a success in between; 0: 5 days; negative: never.
+	DisableAfter time.Duration
 	// Clients are extra HTTP clients a webhook may name in its Client
 	// field, for receivers that need their own TLS setup (mutual TLS with
 	// a client certificate). Like HTTPClient, each is used as it is: its
@@ -159,6 +168,8 @@ func (c *Config) fill() error {
 	neg("LeaseDuration", c.LeaseDuration < 0)
 	neg("PollInterval", c.PollInterval < 0)
 	neg("HoldDelay", c.HoldDelay < 0)
+	neg("MaxConcurrency", c.MaxConcurrency < 0)
+	errs = append(errs, c.Breaker.check()...)
 	neg("ObserverQueue", c.ObserverQueue < 0)
 	neg("Retry.MaxAttempts", c.Retry.MaxAttempts < 0)
 	neg("Retry.InitialInterval", c.Retry.InitialInterval < 0)
@@ -209,6 +220,7 @@ func (c *Config) fill() error {
 	if c.HoldDelay == 0 {
 		c.HoldDelay = time.Minute
 	}
+	c.fillHealth()
 	if c.ObserverQueue == 0 {
 		c.ObserverQueue = defaultObserverQueue
 	}

@@ -35,6 +35,7 @@ type Dispatcher struct {
 	wake chan struct{}
 
 	life     lifecycle
+	health   health
 	hookRuns hookRuns // hook calls still running, those left running included
 	tel      telemetry
 
@@ -180,6 +181,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 		}
 		w.Secret = s
 	}
+	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	out, err := d.save(ctx, w, -1)
 	if errors.Is(err, store.ErrConflict) {
 		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
@@ -217,9 +219,13 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 		if err = keepStored(&next, old); err != nil {
 			return Webhook{}, err
 		}
+		reenabled := carryHealth(&next, old)
 		// Saved at the version read, so the kept values are the latest;
 		// an unconditional update reads again when another writer won.
 		out, err = d.save(ctx, next, old.Version)
+		if err == nil && reenabled {
+			d.health.reset(out.ID)
+		}
 		if !errors.Is(err, store.ErrConflict) || w.Version != 0 {
 			return out, err
 		}
@@ -320,14 +326,34 @@ func (d *Dispatcher) SetDisabled(ctx context.Context, id string, disabled bool) 
 	return d.setDisabled(ctx, id, disabled, "set by the application")
 }
 
+// Enable turns a webhook on: it gets new deliveries again and its queued
+// ones flow, in order. It also gives the endpoint a fresh start: it clears
+// FailingSince and DisabledReason and closes the webhook's circuit breaker
+// in this process (other processes close theirs at their next probe).
+func (d *Dispatcher) Enable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, false, "enabled by the application")
+}
+
+// Disable turns a webhook off: it gets no new deliveries and its queued
+// ones wait until it is enabled. DisabledReason records that the
+// application did it.
+func (d *Dispatcher) Disable(ctx context.Context, id string) (Webhook, error) {
+	return d.setDisabled(ctx, id, true, "disabled by the application")
+}
+
 // setDisabled flips the toggle and reports why.
 func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, reason string) (Webhook, error) {
 	before, w, err := d.modify(ctx, id, func(w *Webhook) error {
+		was := w.Disabled
 		w.Disabled = disabled
+		markDisabled(w, was, reason)
 		return nil
 	})
 	if err != nil {
 		return Webhook{}, err
+	}
+	if !disabled {
+		d.health.reset(w.ID)
 	}
 	if before.Disabled != disabled {
 		kind := EventWebhookDisabled

@@ -215,4 +215,62 @@
 //
 // Secrets, header values, URL user info and query values are never
 // logged.
+//
+// # Endpoint health
+//
+// A receiver that is down does not slow the others, is not hammered, and
+// is reported; an admin can see it ([Dispatcher.Health]) and test it
+// ([Dispatcher.Ping]).
+//
+//   - Concurrency. A webhook has at most MaxConcurrency requests in flight
+//     in one process (Webhook.MaxConcurrency, else
+//     Config.MaxConcurrency: half the workers by default), so a receiver
+//     that hangs for its whole AttemptTimeout holds half the workers at
+//     most. Its other claimed messages wait in memory, holding neither a
+//     worker nor a goroutine, and the worker of each of its requests that
+//     ends sends the next, in order: a busy receiver is fed as fast as it
+//     answers. Past 10,000 waiting messages per webhook (64 MiB of
+//     payload in all, and no more than can still start within their
+//     lease) a message is postponed in the store, spending no attempt, to
+//     about its turn. Shutdown releases waiting messages at once.
+//   - Rate. Webhook.RateLimit caps a webhook's requests per second from
+//     one process, evenly spaced; a message waits for its turn postponed
+//     in the store, spending no attempt.
+//   - Fairness. Stores take turns across webhooks within each claim, so a
+//     backlog of one webhook does not starve another's due deliveries.
+//   - Circuit breaker ([BreakerPolicy]). A webhook's breaker opens on
+//     sustained failure only: by default at least 10 failed requests
+//     (any answer but 2xx, or none) within a minute that are also at
+//     least half of its requests. While it is open the webhook's
+//     deliveries wait, spending no attempt, until its probe: after 30s one
+//     delivery goes out; success closes the breaker, failure opens it
+//     again for twice as long (up to 10 minutes). Any successful request
+//     closes it: a probe, a replay, a ping. A replay of one delivery goes
+//     out at once, past an open breaker (it still keeps to the webhook's
+//     MaxConcurrency and RateLimit). Opening and closing are reported to
+//     the Observer (EventBreakerOpened, EventBreakerClosed) and the log.
+//     Deliveries the breaker postponed come due at the probe time they
+//     were given, even if a replay or a ping closed it sooner.
+//   - Disabling. A webhook whose requests have all failed, without a
+//     success, for Config.DisableAfter (5 days by default) is disabled and
+//     reported (EventWebhookDisabled with the reason, a warning in the
+//     log, Webhook.DisabledReason); its queued deliveries wait.
+//     [Dispatcher.Enable] turns it back on: the backlog flows in order,
+//     and FailingSince, DisabledReason and this process's breaker start
+//     afresh. A 410 Gone answer disables a webhook the same way.
+//     The start of a run of failures is stored in the webhook's
+//     definition (Webhook.FailingSince) once it has lasted a minute, so
+//     the count survives restarts and is shared by every process; a
+//     success anywhere ends it.
+//
+// The breaker, the limits and the requests in flight are kept in memory,
+// per process: with several dispatcher processes on one store, each has
+// its own, and a webhook may have MaxConcurrency requests in flight from
+// each. Their timing comes from Config.Clock.
+//
+// [Dispatcher.Ping] sends a signed webhook.ping event through the same
+// transport, headers and secret as the webhook's deliveries and returns
+// the status, latency, headers and start of the answer, or the error;
+// [Dispatcher.PingWebhook] does the same for a webhook not stored yet.
+// Neither leaves a delivery behind.
 package webhook

@@ -171,7 +171,7 @@ func TestShutdownThenRestartDeliversEverything(t *testing.T) {
 	t.Parallel()
 	st := memory.New()
 	clock := webhooktest.NewClock(webhooktest.Epoch)
-	k1 := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Clock: clock, Workers: 2})
+	k1 := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Clock: clock, Workers: 2, MaxConcurrency: 2})
 	rcv := webhooktest.NewReceiver(t, clock)
 	w := register(t, k1, rcv, webhook.Webhook{})
 	_ = w

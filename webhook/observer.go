@@ -38,6 +38,14 @@ const (
 	// off (by an admin, a 410 Gone answer or sustained failure) or on.
 	EventWebhookDisabled EventKind = "webhook_disabled"
 	EventWebhookEnabled  EventKind = "webhook_enabled"
+	// EventBreakerOpened: a webhook's circuit breaker opened (or opened
+	// again after a failed probe); its deliveries wait, spending no
+	// attempt, until the probe at Next. Reason says why.
+	EventBreakerOpened EventKind = "breaker_opened"
+	// EventBreakerClosed: a request to a webhook whose breaker was open
+	// succeeded (its probe, a replay or a ping), or the webhook was
+	// enabled; its deliveries flow again.
+	EventBreakerClosed EventKind = "breaker_closed"
 )
 
 // Event is one thing an Observer is told. Fields that do not apply to a

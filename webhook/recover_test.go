@@ -41,7 +41,10 @@ func outage(t *testing.T, k *webhooktest.Kit, rcv *webhooktest.Receiver, keys []
 
 func TestRecoverDryRunThenInOrder(t *testing.T) {
 	t.Parallel()
-	k, rcv := setup(t, webhook.Config{Workers: 8, Retry: webhook.RetryPolicy{MaxAttempts: 2}})
+	// The outages kill every delivery; a breaker would stretch that over
+	// hours of probes.
+	k, rcv := setup(t, webhook.Config{Workers: 8, Retry: webhook.RetryPolicy{MaxAttempts: 2},
+		Breaker: webhook.BreakerPolicy{MinFailures: 1000}})
 	w := register(t, k, rcv, webhook.Webhook{})
 	other := register(t, k, rcv, webhook.Webhook{Name: "other", Table: "leave"})
 	ctx := t.Context()

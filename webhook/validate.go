@@ -61,6 +61,7 @@ func (d *Dispatcher) validate(w *Webhook) error {
 	if w.MaxBatch > 1 && (w.Body.Format == transform.Form || w.Method == "GET") {
 		bad("max_batch > 1 needs a JSON body: form and GET bodies cannot carry a batch")
 	}
+	errs = append(errs, checkLimits(*w)...)
 	if err := d.checkHooks(*w); err != nil {
 		errs = append(errs, err)
 	}

@@ -126,6 +126,21 @@ type Webhook struct {
 	// Disabled is the "Published" toggle, inverted: a disabled webhook
 	// gets no new deliveries and its queued ones wait.
 	Disabled bool `json:"disabled,omitempty"`
+	// MaxConcurrency caps this webhook's requests in flight in one
+	// process; 0: Config.MaxConcurrency.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// RateLimit caps this webhook's requests per second from one process,
+	// spaced evenly (0.5 is one every two seconds); 0: no cap.
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// FailingSince is when the webhook's current run of failed requests
+	// began, once it has lasted a minute; zero while requests succeed.
+	// The dispatcher keeps it (Register and Update ignore what is passed)
+	// and disables the webhook when it is Config.DisableAfter old.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// DisabledReason says why the webhook was disabled: by the
+	// application, a 410 Gone answer, or sustained failure. Kept by the
+	// dispatcher; cleared when the webhook is enabled.
+	DisabledReason string `json:"disabled_reason,omitempty"`
 
 	// Version grows with every stored change of the definition; set by
 	// the store.

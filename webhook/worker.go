@@ -65,6 +65,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
 		l.inflight.Wait()
+		d.unpark()
 		<-d.hookRuns.wait() // hooks that outlived their attempt
 		l.ackMu.Lock()
 		l.ackClosed = true
@@ -131,6 +132,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
 	failures := 0
+	hctx := withClaimer(ctx, stop)
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -158,11 +160,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			go func() {
 				defer func() { <-slots }()
 				defer l.inflight.Done()
-				if r, ok := d.handle(ctx, m); ok {
-					d.ack(r)
-				} else {
-					d.release(m.Lease)
-				}
+				d.work(hctx, m)
 			}()
 		}
 		var wait time.Duration
@@ -176,7 +174,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			d.log.Error("herald: claiming failed; backing off", "error", err, "wait", wait)
 		case len(msgs) < n:
 			failures = 0
-			wait = d.cfg.PollInterval
+			wait = d.health.nextWake(d.now(), d.cfg.PollInterval)
 		default:
 			failures = 0
 			continue
@@ -264,11 +262,13 @@ func (d *Dispatcher) release(lease string) {
 }
 
 // ProcessDue claims and attempts every message due now, concurrently up to
-// Workers, until none is due, and returns how many messages it attempted.
+// Workers (and to each webhook's MaxConcurrency), until none is due, and
+// returns how many messages it attempted.
 // Retries scheduled later are left for a later call (advance the clock
 // first). It is meant for tests and for callers that run no workers; it
 // does not need Start.
 func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
+	ctx = withClaimer(ctx, nil)
 	total := 0
 	for {
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: d.cfg.Workers})
