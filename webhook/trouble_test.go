@@ -59,17 +59,19 @@ func (s *awayStore) Ack(ctx context.Context, rs []store.Result) error {
 func TestFailedAcksDoNotWakeTheClaimer(t *testing.T) {
 	t.Parallel()
 	const n = 16
-	arrived, gate := make(chan struct{}, n), make(chan struct{})
+	arrived, gate, ended := make(chan struct{}, n), make(chan struct{}), make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		select {
 		case <-gate:
+		case <-ended:
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(ended) }) // before the dispatcher's shutdown waits for its attempts
 	st := &awayStore{Store: memory.New(), acks: make(chan struct{}, n)}
-	k := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Workers: n, PollInterval: time.Hour})
+	k := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Workers: n, MaxConcurrency: n, PollInterval: time.Hour})
 	_, err := k.Register(t.Context(), webhook.Webhook{Name: "sync", Table: "employee", Ops: []webhook.Op{webhook.Insert}, URL: srv.URL})
 	require.NoError(t, err)
 	for i := range n {
