@@ -35,6 +35,8 @@
 // deliveries by webhook and state in one query, and [Requeuer] puts
 // finished deliveries back into their order chains for bulk recovery; the
 // dispatcher falls back to paging Deliveries and to Replay without them.
+// [Auditor] keeps the audit trail of webhook changes, replays and
+// recoveries; without it the dispatcher records none.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

@@ -129,7 +129,9 @@ func (d *Dispatcher) validateAuth(w *Webhook) []error {
 		return nil
 	}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("auth: "+format, args...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, inField("auth", fmt.Errorf("auth: "+format, args...)))
+	}
 	for name, v := range a.secretFields() {
 		if *v == Masked {
 			bad("%s holds the mask %q, not a value", name, Masked)

@@ -170,7 +170,7 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	} else if _, err := d.store.Webhook(ctx, w.ID); err == nil {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Webhook{}, err
 	}
@@ -184,7 +184,10 @@ func (d *Dispatcher) Register(ctx context.Context, w Webhook) (Webhook, error) {
 	w.FailingSince, w.DisabledReason = time.Time{}, ""
 	out, err := d.save(ctx, w, -1)
 	if errors.Is(err, store.ErrConflict) {
-		return Webhook{}, fmt.Errorf("%w: id %q is taken (use Update)", ErrInvalidWebhook, w.ID)
+		return Webhook{}, invalid([]error{inField("id", fmt.Errorf("id %q is taken (use Update)", w.ID))})
+	}
+	if err == nil {
+		d.recordChange(ctx, out, audited{action: AuditWebhookCreated})
 	}
 	return out, err
 }
@@ -223,6 +226,9 @@ func (d *Dispatcher) Update(ctx context.Context, w Webhook) (Webhook, error) {
 		// Saved at the version read, so the kept values are the latest;
 		// an unconditional update reads again when another writer won.
 		out, err = d.save(ctx, next, old.Version)
+		if err == nil {
+			d.recordChange(ctx, out, audited{action: AuditWebhookUpdated, old: &old})
+		}
 		if err == nil && reenabled {
 			d.health.reset(out.ID)
 		}
@@ -279,9 +285,11 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 
 // Delete removes a webhook; its pending deliveries end as Canceled.
 func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	rec := d.deletionRecord(ctx, id)
 	if err := d.store.DeleteWebhook(ctx, id, d.now()); err != nil {
 		return err
 	}
+	d.record(ctx, rec)
 	_, err := d.current(ctx, true)
 	return err
 }
@@ -352,6 +360,7 @@ func (d *Dispatcher) setDisabled(ctx context.Context, id string, disabled bool, 
 	if err != nil {
 		return Webhook{}, err
 	}
+	d.recordChange(ctx, w, audited{action: toggled(disabled), reason: reason})
 	if !disabled {
 		d.health.reset(w.ID)
 	}
@@ -391,9 +400,11 @@ func (d *Dispatcher) Attempts(ctx context.Context, deliveryID string) ([]Attempt
 // under its own delivery id. Replaying a pending delivery fails with
 // ErrPending.
 func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
+	before := d.replaySubject(ctx, deliveryID)
 	if err := d.store.Replay(ctx, deliveryID, d.now()); err != nil {
 		return err
 	}
+	d.recordReplay(ctx, deliveryID, before)
 	d.signal()
 	return nil
 }

@@ -273,4 +273,25 @@
 // the status, latency, headers and start of the answer, or the error;
 // [Dispatcher.PingWebhook] does the same for a webhook not stored yet.
 // Neither leaves a delivery behind.
+//
+// # Audit trail
+//
+// With a store that keeps one (store.Auditor; the memory store does),
+// the dispatcher records every change of a webhook (Register, Update,
+// SetDisabled, RotateSecret, Delete), every Replay and every recovery,
+// with who did it: the actor [WithActor] put in the context, or
+// [SystemActor] when the dispatcher acted on its own (disabling a webhook
+// whose receiver answered 410 Gone or failed for too long). A record of a definition change
+// carries the definition as saved, secrets masked, so a webhook's records
+// are also its versions; an update names the fields it changed, never
+// their values. [Dispatcher.Audit] lists the trail, newest first, by
+// tenant, webhook, action, actor and time. A record is written after the
+// change succeeded; if the write fails, the change stands and the
+// failure is logged. With a store that keeps no trail, nothing is
+// recorded and Audit fails with [ErrNoAudit].
+//
+// Validation errors are a [*ValidationError] listing each problem with
+// the JSON name of its field ("url", "headers", "when.expr" ...), for an
+// admin UI to show next to the field; package webhook/admin serves all of
+// this as an HTTP API.
 package webhook

@@ -108,10 +108,10 @@ func (c *Config) fillHealth() {
 func checkLimits(w Webhook) []error {
 	var errs []error
 	if w.MaxConcurrency < 0 {
-		errs = append(errs, fmt.Errorf("max_concurrency %d must not be negative", w.MaxConcurrency))
+		errs = append(errs, inField("max_concurrency", fmt.Errorf("max_concurrency %d must not be negative", w.MaxConcurrency)))
 	}
 	if w.RateLimit < 0 || math.IsNaN(w.RateLimit) || math.IsInf(w.RateLimit, 0) {
-		errs = append(errs, fmt.Errorf("rate_limit %v must be a number of requests per second, 0 for none", w.RateLimit))
+		errs = append(errs, inField("rate_limit", fmt.Errorf("rate_limit %v must be a number of requests per second, 0 for none", w.RateLimit)))
 	}
 	return errs
 }
@@ -939,6 +939,7 @@ func (d *Dispatcher) act(ctx context.Context, w *compiled, act runAction, since,
 // disableFor disables a webhook the dispatcher gave up on, and reports it
 // (observer event and log) with the reason. Its queued deliveries wait.
 func (d *Dispatcher) disableFor(ctx context.Context, w *compiled, reason string) {
+	ctx = WithActor(ctx, SystemActor)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if cur, err := d.webhookFor(ctx, w.ID); err == nil && cur.Disabled {

@@ -14,7 +14,7 @@ import (
 	"github.com/heraldhr/herald/store"
 )
 
-// ErrInvalidQuery: a delivery log or recovery query cannot be run (an
+// ErrInvalidQuery: a delivery log, recovery or audit query cannot be run (an
 // unknown status, a cursor that is not one of this query's, a missing
 // webhook id).
 var ErrInvalidQuery = errors.New("webhook: invalid query")

@@ -82,6 +82,7 @@ func (d *Dispatcher) Recover(ctx context.Context, q RecoverQuery) (RecoverResult
 	}
 	requeuer, inOrder := d.store.(store.Requeuer)
 	res := RecoverResult{InOrder: inOrder}
+	defer d.recordRecovery(ctx, q, &res)
 	f := store.DeliveryFilter{WebhookID: q.WebhookID, Status: q.Status, Tenant: q.Tenant, Key: q.Key,
 		Since: q.Since, Until: q.Until, Limit: recoverPage}
 	for {

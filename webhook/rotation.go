@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,7 +38,7 @@ func (d *Dispatcher) RotateSecret(ctx context.Context, webhookID string, grace t
 // Ed25519 signatures (or back) with both signing during the grace.
 func (d *Dispatcher) RotateSecretTo(ctx context.Context, webhookID, secret string, grace time.Duration) (Webhook, error) {
 	if err := signer.ValidateSecret(secret); err != nil {
-		return Webhook{}, fmt.Errorf("%w: new secret is malformed (expected whsec_ or whsk_ followed by base64)", ErrInvalidWebhook)
+		return Webhook{}, invalid([]error{inField("secret", errors.New("new secret is malformed (expected whsec_ or whsk_ followed by base64)"))})
 	}
 	return d.rotate(ctx, webhookID, secret, grace)
 }
@@ -52,7 +53,7 @@ func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.D
 			}
 		}
 		if next == w.Secret {
-			return fmt.Errorf("%w: the new secret is the current one", ErrInvalidWebhook)
+			return invalid([]error{inField("secret", errors.New("the new secret is the current one"))})
 		}
 		now := d.now()
 		if grace == 0 {
@@ -63,8 +64,8 @@ func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.D
 		} else {
 			prev := livePrevious(w.PreviousSecrets, now)
 			if len(prev) >= MaxPreviousSecrets {
-				return fmt.Errorf("%w: %d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
-					ErrInvalidWebhook, len(prev), MaxPreviousSecrets)
+				return invalid([]error{inField("previous_secrets", fmt.Errorf("%d secrets are still in their grace (at most %d); wait for one to expire or rotate with a negative grace",
+					len(prev), MaxPreviousSecrets))})
 			}
 			w.PreviousSecrets = append([]Secret{{Value: w.Secret, RotatedAt: now, ExpiresAt: now.Add(grace)}}, prev...)
 		}
@@ -75,6 +76,7 @@ func (d *Dispatcher) rotate(ctx context.Context, id, secret string, grace time.D
 	if err != nil {
 		return Webhook{}, err
 	}
+	d.recordChange(ctx, out, audited{action: AuditSecretRotated, detail: rotationDetail(grace)})
 	d.log.Info("herald: webhook secret rotated", "webhook_id", out.ID, "scheme", out.SignatureScheme,
 		"grace", max(grace, 0), "previous_secrets", len(out.PreviousSecrets))
 	return out, nil

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -167,44 +166,44 @@ func livePrevious(ss []Secret, now time.Time) []Secret {
 // and the client of w; messages name fields, never values.
 func (d *Dispatcher) validateCredentials(w *Webhook) []error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	bad := func(field, format string, a ...any) { errs = append(errs, inField(field, fmt.Errorf(format, a...))) }
 	switch {
 	case w.Secret == Masked:
-		bad("secret holds the mask %q, not a secret", Masked)
+		bad("secret", "secret holds the mask %q, not a secret", Masked)
 	case signer.ValidateSecret(w.Secret) != nil:
-		bad("secret is malformed (expected whsec_ or whsk_ followed by base64)")
+		bad("secret", "secret is malformed (expected whsec_ or whsk_ followed by base64)")
 	}
 	switch w.SignatureScheme {
 	case "", SchemeHMAC, SchemeEd25519:
 		if w.SignatureScheme != "" && w.Secret != Masked && w.SignatureScheme != schemeOf(w.Secret) {
-			bad("signature_scheme %s does not match the secret, which is %s (switch schemes with RotateSecretTo)",
+			bad("signature_scheme", "signature_scheme %s does not match the secret, which is %s (switch schemes with RotateSecretTo)",
 				w.SignatureScheme, schemeOf(w.Secret))
 		}
 	default:
-		bad("signature_scheme %q is not %s or %s", w.SignatureScheme, SchemeHMAC, SchemeEd25519)
+		bad("signature_scheme", "signature_scheme %q is not %s or %s", w.SignatureScheme, SchemeHMAC, SchemeEd25519)
 	}
 	if len(w.PreviousSecrets) > MaxPreviousSecrets {
-		bad("previous_secrets: %d secrets in their grace, at most %d", len(w.PreviousSecrets), MaxPreviousSecrets)
+		bad("previous_secrets", "previous_secrets: %d secrets in their grace, at most %d", len(w.PreviousSecrets), MaxPreviousSecrets)
 	}
 	for i, s := range w.PreviousSecrets {
 		switch {
 		case s.Value == Masked:
-			bad("previous_secrets[%d] holds the mask %q, not a secret", i, Masked)
+			bad(fmt.Sprintf("previous_secrets[%d]", i), "previous_secrets[%d] holds the mask %q, not a secret", i, Masked)
 		case signer.ValidateSecret(s.Value) != nil:
-			bad("previous_secrets[%d] is malformed (expected whsec_ or whsk_ followed by base64)", i)
+			bad(fmt.Sprintf("previous_secrets[%d]", i), "previous_secrets[%d] is malformed (expected whsec_ or whsk_ followed by base64)", i)
 		}
 		if s.ExpiresAt.IsZero() {
-			bad("previous_secrets[%d]: expires_at is required", i)
+			bad(fmt.Sprintf("previous_secrets[%d].expires_at", i), "previous_secrets[%d]: expires_at is required", i)
 		}
 	}
 	for k, v := range w.Headers {
 		if v == Masked {
-			bad("headers: %s holds the mask %q, not a value", k, Masked)
+			bad("headers", "headers: %s holds the mask %q, not a value", k, Masked)
 		}
 	}
 	errs = append(errs, d.validateAuth(w)...)
 	if _, err := d.clientFor(*w); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, inField("client", err))
 	}
 	return errs
 }
@@ -239,9 +238,9 @@ func keepStored(in *Webhook, old Webhook) error {
 				ov, ok := headerValue(old.Headers, k)
 				switch {
 				case !ok:
-					errs = append(errs, fmt.Errorf("headers: %s holds the mask %q but no value is stored", k, Masked))
+					errs = append(errs, inField("headers", fmt.Errorf("headers: %s holds the mask %q but no value is stored", k, Masked)))
 				case !sameOrigin:
-					errs = append(errs, fmt.Errorf("headers: the url moved to another origin; give %s again", k))
+					errs = append(errs, inField("headers", fmt.Errorf("headers: the url moved to another origin; give %s again", k)))
 				default:
 					v = ov
 				}
@@ -272,19 +271,16 @@ func keepStored(in *Webhook, old Webhook) error {
 			}
 			switch {
 			case *stored[name] == "":
-				errs = append(errs, fmt.Errorf("auth: %s holds the mask %q but no value is stored", name, Masked))
+				errs = append(errs, inField("auth", fmt.Errorf("auth: %s holds the mask %q but no value is stored", name, Masked)))
 			case !goesSame:
-				errs = append(errs, fmt.Errorf("auth: the credentials would go to another address; give %s again", name))
+				errs = append(errs, inField("auth", fmt.Errorf("auth: the credentials would go to another address; give %s again", name)))
 			default:
 				*f = *stored[name]
 			}
 		}
 		in.Auth = &a
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidWebhook, err)
-	}
-	return nil
+	return invalid(errs)
 }
 
 func anyMasked(ss []Secret) bool {

@@ -35,6 +35,7 @@ type Store struct {
 	leased   map[string]*unit  // by lease token
 	leases   leaseHeap
 	subs     map[chan struct{}]struct{}
+	audit    auditLog
 }
 
 type eventKey struct{ tenant, id string }

@@ -108,6 +108,11 @@ func Run(t *testing.T, newStore Factory, opts ...Option) {
 		{"OrderAcrossBatches", testOrderAcrossBatches},
 		{"BatchLeaseExpires", testBatchLeaseExpires},
 		{"EnqueueMany", testEnqueueMany},
+		{"AuditAppend", testAuditAppend},
+		{"AuditFilters", testAuditFilters},
+		{"AuditPages", testAuditPages},
+		{"AuditOutlivesWebhook", testAuditOutlivesWebhook},
+		{"AuditConcurrentAppends", testAuditConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
