@@ -246,7 +246,7 @@ func TestDatabaseTrouble(t *testing.T) {
 	}
 	start := time.Now()
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- w.PublishWith(ctx, relay) }()
+	go func() { pubDone <- w.PublishWith(ctx, 1, relay) }()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		tick := time.NewTicker(10 * time.Millisecond)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -390,21 +391,24 @@ func (w *ChaosWorkload) Traps() []string {
 // create nothing, so a restarted process may publish everything again, as
 // an outbox relay does after a crash. It returns the first error.
 func (w *ChaosWorkload) Publish(ctx context.Context, d *webhook.Dispatcher) error {
-	return w.PublishWith(ctx, func(ctx context.Context, c webhook.Change) error {
+	return w.PublishWith(ctx, 1, func(ctx context.Context, c webhook.Change) error {
 		_, err := d.Publish(ctx, c)
 		return err
 	})
 }
 
-// PublishWith is Publish through a function of the caller's, which may
-// retry a change until it is stored (as an outbox relay does while the
-// database is away): each publisher waits for it before its next change.
-func (w *ChaosWorkload) PublishWith(ctx context.Context, publish func(context.Context, webhook.Change) error) error {
+// PublishWith publishes the first share (above 0, at most 1) of each
+// publisher's changes, so a run can hand out its work in parts, through a
+// function of the caller's, which may retry a change until it is stored
+// (as an outbox relay does while the database is away): each publisher
+// waits for it before its next change.
+func (w *ChaosWorkload) PublishWith(ctx context.Context, share float64, publish func(context.Context, webhook.Change) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(w.changes))
 	for p, cs := range w.changes {
+		cs = cs[:int(math.Ceil(min(1, share)*float64(len(cs))))]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
