@@ -36,7 +36,9 @@
 // finished deliveries back into their order chains for bulk recovery; the
 // dispatcher falls back to paging Deliveries and to Replay without them.
 // [Auditor] keeps the audit trail of webhook changes, replays and
-// recoveries; without it the dispatcher records none.
+// recoveries; without it the dispatcher records none. [Retainer] purges
+// finished work after a while, and [Eraser] erases the personal data of
+// one record or one tenant.
 //
 // The conformance suite in package store/storetest pins these rules; every
 // store runs it.

@@ -68,13 +68,17 @@ type Webhook struct {
 // default envelope (table, op, key, new, old, changed, tenant, context), so
 // it is encoded once however many webhooks receive it.
 type Event struct {
-	ID      string
-	Tenant  string
-	Table   string
-	Op      string
-	Key     string
-	Time    time.Time
+	ID     string
+	Tenant string
+	Table  string
+	Op     string
+	Key    string
+	Time   time.Time
+	// Payload is nil once retention dropped it or an erasure erased it.
 	Payload json.RawMessage
+	// CreatedAt is when the event was recorded (the dispatcher's clock at
+	// Publish); retention counts an event's age from it. Zero: Time.
+	CreatedAt time.Time
 }
 
 // Delivery is one event on its way to one webhook.
@@ -237,7 +241,8 @@ type Store interface {
 	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
 	// Replay makes a finished delivery pending again, due now, with a fresh
 	// attempt count and outside its order chain. ErrPending if it is
-	// still pending; ErrNotFound if there is none.
+	// still pending; ErrNotFound if there is none; ErrPayloadGone if
+	// retention or an erasure removed its payload.
 	Replay(ctx context.Context, deliveryID string, now time.Time) error
 
 	// Close releases the store's resources.

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -44,6 +45,9 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 		return r, true
 	case w.Disabled:
 		r.Outcome, r.NextAttempt = store.OutcomePostpone, now.Add(d.cfg.PollInterval)
+		return r, true
+	case erased(m):
+		r.Outcome, r.Error = store.OutcomeCanceled, store.ErasedReason
 		return r, true
 	}
 	tk, held, ok := d.admit(ctx, w, m, now)
@@ -194,7 +198,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := w.client.Do(req.WithContext(actx))
+	resp, err := w.client.Do(req.WithContext(sendTrace(actx)))
 	err = redactURLError(err)
 	var body []byte
 	var header http.Header
@@ -205,6 +209,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		att.StatusCode = resp.StatusCode
 	}
 	att.Latency = time.Since(start)
+	failpoint.Hit("attempt.answered")
 	creds := sentCredentials(req) // a receiver may echo them; the log must not
 	err = unechoedError(err, creds, w, msg)
 	if w.mapper.Redacts() && msg != nil {

@@ -115,6 +115,12 @@ type Config struct {
 	// DisableAfter disables a webhook whose requests have all failed for
 	// this long, without a success in between; 0: 5 days; negative: never.
 	DisableAfter time.Duration
+	// Retention says how long finished deliveries, their attempts and
+	// their events are kept; the workers started by Start purge the rest
+	// every Retention.Interval, when the store can (store.Retainer). Zero
+	// fields are the defaults: delivered 7 days, dead 30 days, change ids
+	// remembered 30 days.
+	Retention Retention
 	// Clients are extra HTTP clients a webhook may name in its Client
 	// field, for receivers that need their own TLS setup (mutual TLS with
 	// a client certificate). Like HTTPClient, each is used as it is: its
@@ -184,6 +190,7 @@ func (c *Config) fill() error {
 		errs = append(errs, errors.New("webhook: Config.Retry.Jitter must be below 1"))
 	}
 	errs = append(errs, c.clientErrors()...)
+	errs = append(errs, c.Retention.check()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -224,6 +231,7 @@ func (c *Config) fill() error {
 	if c.ObserverQueue == 0 {
 		c.ObserverQueue = defaultObserverQueue
 	}
+	c.Retention.fill()
 	r := &c.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = 11

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhr/herald/condition"
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/transform"
 )
@@ -459,11 +460,13 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 		return "", err
 	}
 	ds := d.match(defs, c, ev.ID, changed, now)
+	failpoint.Hit("publish.before-enqueue")
 	if tx != nil {
 		_, err = d.store.(store.TxEnqueuer).EnqueueTx(ctx, *tx, ev, ds)
 	} else {
 		_, err = d.store.Enqueue(ctx, ev, ds)
 	}
+	failpoint.Hit("publish.after-enqueue")
 	if err != nil {
 		return "", fmt.Errorf("webhook: storing event %s: %w", ev.ID, err)
 	}
@@ -542,5 +545,5 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("encoded size %d bytes exceeds MaxPayloadBytes %d", len(p), d.cfg.MaxPayloadBytes)
 	}
 	return store.Event{ID: c.ID, Tenant: c.Tenant, Table: c.Table, Op: string(c.Op), Key: c.Key,
-		Time: c.Time.UTC(), Payload: p}, changed, nil
+		Time: c.Time.UTC(), Payload: p, CreatedAt: now}, changed, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhr/herald/internal/failpoint"
 	"github.com/heraldhr/herald/store"
 )
 
@@ -61,9 +62,17 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(ackDone)
 		d.ackLoop(l.acks)
 	}()
+	purgeCtx, stopPurge := context.WithCancel(l.runCtx)
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		d.retentionLoop(purgeCtx)
+	}()
 	go func() {
 		defer close(l.done)
 		d.claimLoop(l.runCtx, l.stop, notes)
+		stopPurge()
+		<-purgeDone
 		l.inflight.Wait()
 		d.unpark()
 		<-d.hookRuns.wait() // hooks that outlived their attempt
@@ -242,6 +251,7 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 func (d *Dispatcher) writeAcks(rs []store.Result) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	failpoint.Hit("ack.before-write")
 	if err := d.store.Ack(ctx, rs); err != nil {
 		if errors.Is(err, store.ErrLeaseLost) {
 			d.log.Warn("herald: an attempt outlived its lease; its outcome was dropped and the message will be sent again", "error", err)
@@ -299,6 +309,7 @@ func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
 			_ = d.store.Release(context.WithoutCancel(ctx), leases)
 			return total, ctx.Err()
 		}
+		failpoint.Hit("ack.before-write")
 		if err := d.store.Ack(ctx, acks); err != nil {
 			return total, err
 		}

@@ -18,6 +18,8 @@ var (
 	_ store.Store        = (*Store)(nil)
 	_ store.Notifier     = (*Store)(nil)
 	_ store.BulkEnqueuer = (*Store)(nil)
+	_ store.Retainer     = (*Store)(nil)
+	_ store.Eraser       = (*Store)(nil)
 )
 
 // Store is an in-memory store, safe for concurrent use.
@@ -574,6 +576,9 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	}
 	if r.d.Status == store.Pending {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+	}
+	if r.ev.Payload == nil {
+		return fmt.Errorf("delivery %q: %w", id, store.ErrPayloadGone)
 	}
 	d := &r.d
 	d.Status = store.Pending

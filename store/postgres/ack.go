@@ -166,8 +166,8 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: replay: %w", err)
 	}
-	var pending bool
-	err = s.pool.QueryRow(ctx, s.q.replayState, id).Scan(&pending)
+	var pending, erased bool
+	err = s.pool.QueryRow(ctx, s.q.replayState, id).Scan(&pending, &erased)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
@@ -175,6 +175,8 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 		return fmt.Errorf("postgres: replay: %w", err)
 	case pending:
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+	case erased:
+		return fmt.Errorf("delivery %q: %w", id, store.ErrPayloadGone)
 	}
 	return fmt.Errorf("postgres: replay of delivery %q changed nothing", id)
 }

@@ -146,10 +146,18 @@
 //   - Claims and acks are batched by the dispatcher (up to Config.Workers
 //     messages per claim, whatever arrived meanwhile per ack), which is
 //     what keeps commits per delivery low.
-//   - Finished deliveries, their attempts and events stay until the
-//     application deletes them (herald has no purge yet): delete finished
-//     deliveries older than the retention (phase IS NULL, by created_at;
-//     their attempts cascade), then events no delivery refers to.
+//   - Finished deliveries, their attempts and old events are purged by
+//     the dispatcher's workers (webhook.Config.Retention); see below.
 //   - Autovacuum matters on deliveries, whose rows change several times in
 //     their life; the table keeps 20% of each page free for HOT updates.
+//
+// # Retention and erasure
+//
+// The store implements store.Retainer and store.Eraser. Purge reads the
+// deliveries in order of sequence without locking and deletes or scrubs
+// the expired ones in statements of BatchSize rows, so no index is kept
+// for it; events no delivery refers to any more are found through a small
+// partial index (events.live counts an event's deliveries). Erase cancels
+// the selected pending deliveries and erases payloads and attempt bodies in
+// one transaction. Migration 2 adds what both need.
 package postgres

@@ -81,7 +81,7 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 	var made bool
 	var notified int64
 	err := q.queryRow(ctx, s.q.enqueue, e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, string(e.Payload),
-		ids, hooks, batch, next, created, notifyChannel, s.schema).Scan(&made, &notified)
+		ids, hooks, batch, next, created, notifyChannel, s.schema, eventCreatedAt(e)).Scan(&made, &notified)
 	if err != nil {
 		return false, fmt.Errorf("postgres: enqueue event %s: %w", e.ID, err)
 	}
@@ -108,7 +108,8 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	}
 	var (
 		tenants, ids, tables, ops, keys, payloads = make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es))
-		times                                     = make([]time.Time, len(es))
+		times, recorded                           = make([]time.Time, len(es)), make([]time.Time, len(es))
+		live                                      = make([]int32, len(es))
 		dEvent                                    []int64
 		dIDs, dHooks                              []string
 		dBatch                                    []int32
@@ -120,6 +121,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 			return nil, err
 		}
 		tenants[i], ids[i], tables[i], ops[i], keys[i], times[i], payloads[i] = e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, string(e.Payload)
+		recorded[i], live[i] = eventCreatedAt(e), int32(len(x.Deliveries))
 		for _, d := range x.Deliveries {
 			dEvent = append(dEvent, int64(i+1))
 			dIDs = append(dIDs, d.ID)
@@ -132,7 +134,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	var made string
 	var notified int64
 	err := q.queryRow(ctx, s.q.enqueueMany, tenants, ids, tables, ops, keys, times, payloads,
-		dEvent, dIDs, dHooks, dBatch, dNext, dCreated, notifyChannel, s.schema).Scan(&made, &notified)
+		dEvent, dIDs, dHooks, dBatch, dNext, dCreated, notifyChannel, s.schema, recorded, live).Scan(&made, &notified)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue %d events: %w", len(es), err)
 	}

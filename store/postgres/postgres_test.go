@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldhr/herald/internal/crashtest"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/postgres"
 	"github.com/heraldhr/herald/store/postgres/postgrestest"
@@ -13,6 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	crashtest.Child(openCrashStore) // returns at once unless this is a crash test's child
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}

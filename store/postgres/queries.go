@@ -20,8 +20,8 @@ func buildQueries(sql func(string) string) queries {
 		// NOTIFY when something was queued.
 		enqueue: sql(`
 WITH ev AS (
-    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::json)
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::json, $15, cardinality($8::text[]))
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING tenant, id, key
 ), ds AS (
@@ -41,11 +41,12 @@ SELECT EXISTS (SELECT 1 FROM ev),
 		enqueueMany: sql(`
 WITH e AS (
     SELECT e.*, row_number() OVER (PARTITION BY e.tenant, e.id ORDER BY e.ord) = 1 AS first
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-        WITH ORDINALITY AS e(tenant, id, table_name, op, key, time, payload, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
+                $16::timestamptz[], $17::int4[])
+        WITH ORDINALITY AS e(tenant, id, table_name, op, key, time, payload, created_at, live, ord)
 ), ins AS (
-    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
-    SELECT tenant, id, table_name, op, key, time, payload::json FROM e WHERE first ORDER BY ord
+    INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
+    SELECT tenant, id, table_name, op, key, time, payload::json, created_at, live FROM e WHERE first ORDER BY ord
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING tenant, id
 ), made AS (
@@ -239,12 +240,15 @@ SELECT (SELECT count(*) FROM (SELECT pg_notify($2, $3) FROM r LIMIT 1) n)`),
 
 		replay: sql(`
 UPDATE {schema}.deliveries
-SET status = 'pending', phase = 3, attempts = 0, replayed = true, next_attempt = $2, updated_at = $2,
+SET status = 'pending', phase = 3, attempts = 0, replayed = true, next_attempt = $2, updated_at = $2, scrubbed = false,
     lease = NULL, lease_until = NULL, batch_id = CASE WHEN max_batch > 1 THEN id END
 WHERE id = $1 AND phase IS NULL
+  AND EXISTS (SELECT 1 FROM {schema}.events e
+              WHERE e.tenant = deliveries.tenant AND e.id = deliveries.event_id AND e.payload IS NOT NULL)
 RETURNING pg_notify($3, $4) IS NULL`),
 
-		replayState: sql(`SELECT phase IS NOT NULL FROM {schema}.deliveries WHERE id = $1`),
+		replayState: sql(`SELECT d.phase IS NOT NULL, e.payload IS NULL FROM {schema}.deliveries d
+LEFT JOIN {schema}.events e ON e.tenant = d.tenant AND e.id = d.event_id WHERE d.id = $1`),
 
 		// Save a definition: unconditionally ($8 = 0), only if new ($8 =
 		// -1), or only if stored at version $8. The meta row is locked

@@ -122,6 +122,7 @@ func Run(t *testing.T, newStore Factory, opts ...Option) {
 		})
 	}
 	runObservability(t, newStore)
+	RunRetention(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }

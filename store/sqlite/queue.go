@@ -1,0 +1,783 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"weak"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhr/herald/store"
+)
+
+// Several statements take a list as one JSON array parameter and unpack it
+// with json_each, so a claim or an acknowledgement of a hundred messages
+// costs a handful of statements rather than hundreds.
+
+const insertEvent = `INSERT INTO herald_events (tenant, id, table_name, op, record_key, time, payload, created_at, live)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+
+// insertDelivery makes a delivery the head of its chain when no earlier
+// one is pending, and cancels it at once when its webhook no longer
+// exists (deleted between matching and storing), as DeleteWebhook would
+// have.
+const insertDelivery = `INSERT INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch, status,
+		last_error, next_attempt, head, created_at, updated_at)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6,
+		CASE WHEN w.id IS NULL THEN 'canceled' ELSE 'pending' END,
+		CASE WHEN w.id IS NULL THEN 'webhook deleted' ELSE '' END,
+		?7,
+		w.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herald_deliveries p
+			WHERE p.webhook_id = ?5 AND p.tenant = ?3 AND p.record_key = ?4 AND p.status = 'pending' AND p.replayed = 0),
+		?8, ?8
+	FROM (SELECT 1) LEFT JOIN herald_webhooks w ON w.id = ?5`
+
+// Enqueue stores an event and its deliveries unless the event exists.
+func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
+	if err := checkEnqueue(e, ds); err != nil {
+		return false, err
+	}
+	var created bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		created, err = s.enqueue(ctx, tx, true, e, ds)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	if created && len(ds) > 0 {
+		s.notify()
+	}
+	return created, nil
+}
+
+// EnqueueMany stores many events and their deliveries in one
+// transaction, in order; created[i] reports whether es[i] was new.
+func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries) ([]bool, error) {
+	for _, e := range es {
+		if err := checkEnqueue(e.Event, e.Deliveries); err != nil {
+			return nil, err
+		}
+	}
+	created := make([]bool, len(es))
+	queued := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		queued = false
+		for i, e := range es {
+			var err error
+			if created[i], err = s.enqueue(ctx, tx, true, e.Event, e.Deliveries); err != nil {
+				return err
+			}
+			queued = queued || (created[i] && len(e.Deliveries) > 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if queued {
+		s.notify()
+	}
+	return created, nil
+}
+
+// EnqueueManyTx is EnqueueMany inside the caller's transaction, as
+// EnqueueTx. A savepoint makes it all or nothing within the transaction.
+func (s *Store) EnqueueManyTx(ctx context.Context, t store.Tx, es []store.EventWithDeliveries) ([]bool, error) {
+	v, err := t.Unwrap(owner)
+	if err != nil {
+		return nil, err
+	}
+	tx, ok := v.(*sql.Tx)
+	if !ok || tx == nil {
+		return nil, fmt.Errorf("%w: not a *sql.Tx", store.ErrForeignTx)
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT herald_enqueue_many`); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	created := make([]bool, len(es))
+	for i, e := range es {
+		var err error
+		if created[i], err = s.EnqueueTx(ctx, t, e.Event, e.Deliveries); err != nil {
+			undo := context.WithoutCancel(ctx) // the caller's transaction outlives this call
+			_, err2 := tx.ExecContext(undo, `ROLLBACK TO herald_enqueue_many`)
+			_, err3 := tx.ExecContext(undo, `RELEASE herald_enqueue_many`)
+			return nil, errors.Join(err, err2, err3)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE herald_enqueue_many`); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return created, nil
+}
+
+// EnqueueTx stores an event and its deliveries inside the caller's
+// transaction: one begun with BeginTx (the fast path: its statements are
+// prepared once), or one of another *sql.DB on the store's file (each call
+// then checks the file and parses its statements). On an error the
+// transaction holds none of the event's rows; roll it back anyway if the
+// change must not happen without its webhooks.
+func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []store.Delivery) (bool, error) {
+	v, err := t.Unwrap(owner)
+	if err != nil {
+		return false, err
+	}
+	tx, ok := v.(*sql.Tx)
+	if !ok || tx == nil {
+		return false, fmt.Errorf("%w: not a *sql.Tx", store.ErrForeignTx)
+	}
+	if err := checkEnqueue(e, ds); err != nil {
+		return false, err
+	}
+	if _, own := s.own.Load(weak.Make(tx)); own {
+		return s.enqueue(ctx, tx, true, e, ds)
+	}
+	var file string
+	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+		return false, fmt.Errorf("sqlite: %w", err)
+	}
+	if file != s.file {
+		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
+	}
+	return s.enqueue(ctx, tx, false, e, ds)
+}
+
+func checkEnqueue(e store.Event, ds []store.Delivery) error {
+	if e.ID == "" {
+		return errors.New("sqlite: event without id")
+	}
+	for _, d := range ds {
+		if d.ID == "" || d.WebhookID == "" {
+			return errors.New("sqlite: delivery without id or webhook id")
+		}
+	}
+	return nil
+}
+
+// enqueue writes the rows in tx: with prepared statements when tx is on
+// the store's writer connection, else with plain ones (a transaction of
+// another *sql.DB).
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event, ds []store.Delivery) (bool, error) {
+	run := func(q string, args ...any) (sql.Result, error) {
+		if own {
+			return s.exec(ctx, tx, q, args...)
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		return res, nil
+	}
+	created := e.CreatedAt
+	if created.IsZero() {
+		created = e.Time
+	}
+	payload := []byte(e.Payload)
+	if payload == nil {
+		payload = []byte("null")
+	}
+	res, err := run(insertEvent, e.Tenant, e.ID, e.Table, e.Op, e.Key, nanos(e.Time), payload, nanos(created), len(ds))
+	if err != nil {
+		return false, err
+	}
+	if affected(res) == 0 {
+		return false, nil
+	}
+	for _, d := range ds {
+		at := d.CreatedAt
+		if at.IsZero() {
+			at = e.Time
+		}
+		if _, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at)); err != nil {
+			if !own {
+				// SQLite undid the failed statement only: take back the
+				// event's other rows, so the caller's transaction holds
+				// none of them.
+				undo := context.WithoutCancel(ctx) // the caller's transaction outlives this call
+				_, err2 := tx.ExecContext(undo, `DELETE FROM herald_deliveries WHERE event_id = ? AND tenant = ?`, e.ID, e.Tenant)
+				_, err3 := tx.ExecContext(undo, `DELETE FROM herald_events WHERE tenant = ? AND id = ?`, e.Tenant, e.ID)
+				err = errors.Join(err, err2, err3)
+			}
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+const readyWebhooks = `SELECT w.id FROM herald_webhooks w
+	JOIN herald_deliveries d ON d.seq = (SELECT x.seq FROM herald_deliveries x
+		WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.head = 1 AND x.next_attempt <= ?1 AND x.lease_until <= ?1
+		ORDER BY x.next_attempt, x.seq LIMIT 1)
+	WHERE w.disabled = 0
+	ORDER BY d.next_attempt, d.seq LIMIT ?2`
+
+const dueHeads = `SELECT ` + deliveryCols + `, ` + eventCols + `
+	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
+	WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.head = 1 AND d.next_attempt <= ?2 AND d.lease_until <= ?2
+	ORDER BY d.next_attempt, d.seq LIMIT ?3`
+
+const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
+	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
+	WHERE d.batch_id = ? AND d.status = 'pending' ORDER BY d.seq`
+
+const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
+	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
+	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
+	ORDER BY d.seq LIMIT ?5`
+
+// setLeases leases the rows in ?3 under the claim id ?1. It writes no
+// indexed column, so a claim costs no index update.
+const setLeases = `UPDATE herald_deliveries SET lease = ?1, lease_until = ?2 WHERE seq IN (SELECT value FROM json_each(?3))`
+
+// fixBatches takes [[seq, batch_id, head], ...] for the rows of batches
+// gathered by this claim.
+const fixBatches = `UPDATE herald_deliveries SET batch_id = j.value ->> 1, head = j.value ->> 2
+	FROM json_each(?1) AS j WHERE herald_deliveries.seq = j.value ->> 0`
+
+// Claim leases up to c.Limit due messages, taking turns across webhooks:
+// one message per webhook per round, webhooks in order of their earliest
+// due message.
+func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.Limit <= 0 {
+		return nil, nil
+	}
+	var out []store.Message
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.claim(ctx, tx, c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.Message, error) {
+	now := nanos(c.Now)
+	rows, err := s.query(ctx, tx, readyWebhooks, now, c.Limit)
+	if err != nil {
+		return nil, err
+	}
+	var hooks []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		hooks = append(hooks, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	queues := make([][]item, len(hooks))
+	for i, id := range hooks {
+		rows, err := s.query(ctx, tx, dueHeads, id, now, c.Limit)
+		if err != nil {
+			return nil, err
+		}
+		if queues[i], err = scanItems(rows); err != nil {
+			return nil, err
+		}
+	}
+	var out []store.Message
+	var leased []int64
+	var batches [][]any
+	taken := map[int64]bool{}
+	claim := uuid.NewString()
+	for len(out) < c.Limit {
+		took := false
+		for i := range queues {
+			if len(out) >= c.Limit || len(queues[i]) == 0 {
+				continue
+			}
+			head := queues[i][0]
+			queues[i] = queues[i][1:]
+			members, err := s.unit(ctx, tx, head, &queues[i], taken, c.Now)
+			if err != nil {
+				return nil, err
+			}
+			lease := strconv.FormatInt(members[0].d.Seq, 10) + "." + claim
+			fresh := head.d.BatchID == "" && members[0].d.BatchID != ""
+			for j, m := range members {
+				taken[m.d.Seq] = true
+				leased = append(leased, m.d.Seq)
+				if fresh {
+					batches = append(batches, []any{m.d.Seq, m.d.BatchID, j == 0})
+				}
+			}
+			out = append(out, message(members, lease))
+			took = true
+		}
+		if !took {
+			break
+		}
+	}
+	if len(leased) > 0 {
+		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), jsonArg(leased)); err != nil {
+			return nil, err
+		}
+	}
+	if len(batches) > 0 {
+		if _, err := s.exec(ctx, tx, fixBatches, jsonArg(batches)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// unit returns the members of the message whose head row is head: the row
+// alone, a fixed batch, or a new batch gathered for a batching webhook.
+func (s *Store) unit(ctx context.Context, tx *sql.Tx, head item, rest *[]item, taken map[int64]bool, now time.Time) ([]item, error) {
+	switch {
+	case head.d.BatchID != "":
+		rows, err := s.query(ctx, tx, batchMembers, head.d.BatchID)
+		if err != nil {
+			return nil, err
+		}
+		return scanItems(rows)
+	case head.d.MaxBatch > 1 && !head.d.Replayed:
+		return s.gather(ctx, tx, head, rest, taken, now)
+	}
+	return []item{head}, nil
+}
+
+// gather grows head into a batch of up to MaxBatch due records: the chain
+// successors of each member, then further due heads of the webhook (and
+// their successors). The batch id is fixed here, for every retry.
+func (s *Store) gather(ctx context.Context, tx *sql.Tx, head item, rest *[]item, taken map[int64]bool, now time.Time) ([]item, error) {
+	limit := head.d.MaxBatch
+	taken[head.d.Seq] = true
+	members, err := s.follow(ctx, tx, []item{head}, limit, taken, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(members) < limit {
+		rows, err := s.query(ctx, tx, dueHeads, head.d.WebhookID, nanos(now), limit+len(taken))
+		if err != nil {
+			return nil, err
+		}
+		heads, err := scanItems(rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range heads {
+			if len(members) >= limit {
+				break
+			}
+			if taken[h.d.Seq] || h.d.BatchID != "" || h.d.Replayed {
+				continue
+			}
+			taken[h.d.Seq] = true
+			if members, err = s.follow(ctx, tx, append(members, h), limit, taken, now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	*rest = slices.DeleteFunc(*rest, func(it item) bool { return taken[it.d.Seq] })
+	slices.SortFunc(members, func(a, b item) int { return int(a.d.Seq - b.d.Seq) })
+	id := uuid.Must(uuid.NewV7()).String()
+	for i := range members {
+		members[i].d.BatchID = id
+	}
+	return members, nil
+}
+
+// follow appends, after the last member, the due successors in its chain.
+func (s *Store) follow(ctx context.Context, tx *sql.Tx, members []item, limit int, taken map[int64]bool, now time.Time) ([]item, error) {
+	last := members[len(members)-1].d
+	if last.Replayed || len(members) >= limit {
+		return members, nil
+	}
+	rows, err := s.query(ctx, tx, successors, last.WebhookID, last.Tenant, last.Key, last.Seq, limit-len(members))
+	if err != nil {
+		return nil, err
+	}
+	next, err := scanItems(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range next {
+		if n.d.BatchID != "" || n.d.NextAttempt.After(now) {
+			break
+		}
+		taken[n.d.Seq] = true
+		members = append(members, n)
+	}
+	return members, nil
+}
+
+func message(members []item, lease string) store.Message {
+	first := members[0].d
+	m := store.Message{
+		ID:         first.MessageID(),
+		WebhookID:  first.WebhookID,
+		Batch:      first.MaxBatch > 1,
+		Lease:      lease,
+		Attempt:    first.Attempts + 1,
+		Deliveries: make([]store.Delivery, len(members)),
+		Events:     make([]store.Event, len(members)),
+	}
+	for i, it := range members {
+		m.Deliveries[i], m.Events[i] = it.d, it.e
+	}
+	return m
+}
+
+func jsonArg(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: encoding a statement's list: %v", err)) // only plain values are encoded
+	}
+	return string(b)
+}
+
+// A lease token is "<seq>.<claim id>": seq is the message's first row
+// when it was claimed, which leads to the message's rows without an index
+// on lease, and the rows hold the claim id (one per Claim call). The
+// token names one message; the claim id alone tells whether the rows are
+// still held by that claim.
+type token struct {
+	raw   string
+	seq   int64
+	claim string
+}
+
+func parseLease(lease string) (token, bool) {
+	num, claim, ok := strings.Cut(lease, ".")
+	seq, err := strconv.ParseInt(num, 10, 64)
+	return token{raw: lease, seq: seq, claim: claim}, ok && err == nil && claim != ""
+}
+
+const leasedCols = `seq, coalesce(lease, ''), batch_id, event_id, status, attempts, webhook_id, tenant, record_key, replayed, has_next`
+
+// leaseHeads reads the rows the lease tokens name; leaseBatches the
+// pending rows of the batches among them.
+const (
+	leaseHeads   = `SELECT ` + leasedCols + ` FROM herald_deliveries WHERE seq IN (SELECT value FROM json_each(?))`
+	leaseBatches = `SELECT ` + leasedCols + ` FROM herald_deliveries
+		WHERE batch_id IN (SELECT value FROM json_each(?)) AND status = 'pending' ORDER BY seq`
+)
+
+// applyOutcome records one kind of outcome for the rows in ?1: most
+// acknowledgements in a call are alike (delivered, at the same moment), so
+// they share one statement. A finished row stops being a head.
+const applyOutcome = `UPDATE herald_deliveries SET status = ?2, attempts = attempts + ?3,
+		last_error = CASE WHEN ?4 THEN ?5 ELSE last_error END,
+		last_code = CASE WHEN ?3 THEN ?6 ELSE last_code END,
+		next_attempt = CASE WHEN ?2 = 'pending' THEN ?7 ELSE next_attempt END,
+		head = CASE WHEN ?2 = 'pending' THEN head ELSE 0 END,
+		updated_at = ?8, lease = NULL, lease_until = 0
+	WHERE seq IN (SELECT value FROM json_each(?1))`
+
+// insertAttempts returns the statement that inserts n attempts, ten
+// parameters each: attempts differ row by row, and plain parameters cost
+// less than unpacking a JSON list.
+func insertAttempts(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO herald_attempts (delivery_seq, number, message_id, at, status_code, latency,
+		request_headers, response_body, error, webhook_version) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
+}
+
+// attemptsPerStatement keeps an insert's parameters far below SQLite's
+// limit.
+const attemptsPerStatement = 100
+
+// promoteHeads takes [[webhook_id, tenant, record_key], ...] and makes the
+// first pending row of each chain its head, unless it already stands in a
+// message.
+const promoteHeads = `UPDATE herald_deliveries SET head = 1
+	WHERE seq IN (SELECT (SELECT x.seq FROM herald_deliveries x
+			WHERE x.webhook_id = c.value ->> 0 AND x.tenant = c.value ->> 1 AND x.record_key = c.value ->> 2
+				AND x.status = 'pending' AND x.replayed = 0
+			ORDER BY x.seq LIMIT 1)
+		FROM json_each(?) AS c)
+	AND head = 0 AND batch_id = ''`
+
+type leasedRow struct {
+	seq             int64
+	lease, batch    string
+	ev, status      string
+	attempts        int
+	webhook, tenant string
+	key             string
+	replayed        bool
+	hasNext         bool // a later row of its chain waits
+}
+
+func (r leasedRow) messageID() string {
+	if r.batch != "" {
+		return r.batch
+	}
+	return r.ev
+}
+
+// statusOf is the status a row takes for an outcome.
+func statusOf(o store.Outcome) store.Status {
+	switch o {
+	case store.OutcomeDelivered:
+		return store.Delivered
+	case store.OutcomeRetry, store.OutcomePostpone:
+		return store.Pending
+	case store.OutcomeSkipped:
+		return store.Skipped
+	case store.OutcomeCanceled:
+		return store.Canceled
+	}
+	return store.Dead
+}
+
+// change is what applyOutcome sets; results that set the same share a
+// statement.
+type change struct {
+	status   store.Status
+	attempt  int // 1 when an attempt is counted
+	setError bool
+	lastErr  string
+	code     int
+	next     int64
+	now      int64
+}
+
+// Ack records outcomes, all in one transaction.
+func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	var lost []string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		lost = nil
+		leases := make([]string, len(rs))
+		for i, r := range rs {
+			leases[i] = r.Lease
+		}
+		byLease, err := s.leased(ctx, tx, leases)
+		if err != nil {
+			return err
+		}
+		groups := map[change][]int64{}
+		var order []change
+		var attempts []any // ten values per attempt
+		var chains [][]any
+		seen := map[[3]string]bool{}
+		for _, r := range rs {
+			ms := byLease[r.Lease]
+			if len(ms) == 0 || ms[0].messageID() != r.MessageID {
+				lost = append(lost, r.MessageID)
+				continue
+			}
+			delete(byLease, r.Lease) // a second result for the lease finds it gone
+			c := change{status: statusOf(r.Outcome), now: nanos(r.Now)}
+			if c.status == store.Pending {
+				c.next = nanos(r.NextAttempt)
+			}
+			var headers string
+			if a := r.Attempt; a != nil {
+				c.attempt, c.setError, c.lastErr, c.code = 1, true, a.Error, a.StatusCode
+				headers = jsonArg(a.RequestHeaders)
+			} else if r.Error != "" {
+				c.setError, c.lastErr = true, r.Error
+			}
+			if _, ok := groups[c]; !ok {
+				order = append(order, c)
+			}
+			for _, m := range ms {
+				groups[c] = append(groups[c], m.seq)
+				if a := r.Attempt; a != nil {
+					attempts = append(attempts, m.seq, m.attempts+1, a.MessageID, nanos(a.At), a.StatusCode,
+						int64(a.Latency), headers, a.ResponseBody, a.Error, a.WebhookVersion)
+				}
+				if k := [3]string{m.webhook, m.tenant, m.key}; c.status != store.Pending && m.hasNext && !seen[k] {
+					seen[k] = true
+					chains = append(chains, []any{m.webhook, m.tenant, m.key})
+				}
+			}
+		}
+		for _, c := range order {
+			if _, err := s.exec(ctx, tx, applyOutcome, jsonArg(groups[c]), string(c.status), c.attempt, c.setError,
+				c.lastErr, c.code, c.next, c.now); err != nil {
+				return err
+			}
+		}
+		for part := range slices.Chunk(attempts, 10*attemptsPerStatement) {
+			if _, err := s.exec(ctx, tx, insertAttempts(len(part)/10), part...); err != nil {
+				return err
+			}
+		}
+		if len(chains) > 0 {
+			if _, err := s.exec(ctx, tx, promoteHeads, jsonArg(chains)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("messages %v: %w", lost, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// leased returns, by lease token, the pending rows each message still
+// holds under its lease.
+func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[string][]leasedRow, error) {
+	bySeq := map[int64][]token{}
+	var seqs []int64
+	for _, l := range leases {
+		if t, ok := parseLease(l); ok {
+			bySeq[t.seq] = append(bySeq[t.seq], t)
+			seqs = append(seqs, t.seq)
+		}
+	}
+	out := map[string][]leasedRow{}
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	heads, err := s.leasedRows(ctx, tx, leaseHeads, jsonArg(seqs))
+	if err != nil {
+		return nil, err
+	}
+	byBatch := map[string][]token{}
+	var batches []string
+	for _, r := range heads {
+		for _, t := range bySeq[r.seq] {
+			switch {
+			case r.batch != "":
+				if len(byBatch[r.batch]) == 0 {
+					batches = append(batches, r.batch)
+				}
+				byBatch[r.batch] = append(byBatch[r.batch], t)
+			case r.status == string(store.Pending) && r.lease == t.claim:
+				out[t.raw] = append(out[t.raw], r)
+			}
+		}
+	}
+	if len(batches) > 0 {
+		members, err := s.leasedRows(ctx, tx, leaseBatches, jsonArg(batches))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range members {
+			for _, t := range byBatch[r.batch] {
+				if r.lease == t.claim {
+					out[t.raw] = append(out[t.raw], r)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) leasedRows(ctx context.Context, tx *sql.Tx, q string, arg string) ([]leasedRow, error) {
+	rows, err := s.query(ctx, tx, q, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []leasedRow
+	for rows.Next() {
+		var r leasedRow
+		if err := rows.Scan(&r.seq, &r.lease, &r.batch, &r.ev, &r.status, &r.attempts, &r.webhook, &r.tenant, &r.key,
+			&r.replayed, &r.hasNext); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return out, nil
+}
+
+// Release returns leased messages to the queue at once, unattempted.
+func (s *Store) Release(ctx context.Context, leases []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(leases) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for _, l := range leases {
+			t, ok := parseLease(l)
+			if !ok {
+				continue
+			}
+			// The message's rows: the one the token names, or its batch.
+			if _, err := s.exec(ctx, tx, `UPDATE herald_deliveries SET lease = NULL, lease_until = 0
+				WHERE status = 'pending' AND lease = ?2
+					AND (seq = ?1 OR batch_id = (SELECT batch_id FROM herald_deliveries WHERE seq = ?1 AND batch_id != ''))`,
+				t.seq, t.claim); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// Replay makes a finished delivery pending again, outside its chain. A
+// delivery whose webhook was deleted cannot be replayed (ErrNotFound):
+// there is nowhere to send it.
+func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := s.stmt(ctx, tx, `SELECT d.status, e.payload IS NULL, w.id IS NOT NULL
+			FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
+			LEFT JOIN herald_webhooks w ON w.id = d.webhook_id WHERE d.id = ?`)
+		if err != nil {
+			return err
+		}
+		var status string
+		var erased, hooked bool
+		switch err := st.QueryRowContext(ctx, id).Scan(&status, &erased, &hooked); {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("sqlite: %w", err)
+		case store.Status(status) == store.Pending:
+			return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
+		case erased:
+			return fmt.Errorf("delivery %q: %w", id, store.ErrPayloadGone)
+		case !hooked:
+			return fmt.Errorf("delivery %q: its webhook was deleted: %w", id, store.ErrNotFound)
+		}
+		_, err = s.exec(ctx, tx, `UPDATE herald_deliveries SET status = 'pending', attempts = 0, replayed = 1, head = 1,
+				next_attempt = ?2, updated_at = ?2, lease = NULL, lease_until = 0, scrubbed = 0, has_next = 0,
+				batch_id = CASE WHEN max_batch > 1 THEN id ELSE '' END
+			WHERE id = ?1`, id, nanos(now))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}

@@ -1,0 +1,282 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/heraldhr/herald/internal/crashtest"
+	"github.com/heraldhr/herald/store"
+	"github.com/heraldhr/herald/store/sqlite"
+	"github.com/heraldhr/herald/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	crashtest.Child(func(ctx context.Context, path string) (store.Store, error) {
+		return sqlite.Open(ctx, path, sqlite.Options{})
+	})
+	goleak.VerifyTestMain(m)
+}
+
+// open returns a store on a new file in the test's temporary directory.
+func open(t testing.TB) (*sqlite.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s, path
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := open(t)
+		return s
+	})
+}
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func event(id, key string) store.Event {
+	return store.Event{ID: id, Table: "employee", Op: "UPDATE", Key: key, Time: t0,
+		Payload: json.RawMessage(`{"key":"` + key + `","salary":"SECRET-` + key + `"}`)}
+}
+
+func delivery(webhook string) store.Delivery {
+	return store.Delivery{ID: uuid.Must(uuid.NewV7()).String(), WebhookID: webhook, NextAttempt: t0, CreatedAt: t0}
+}
+
+func TestOpenRefusesInMemory(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", ":memory:", "file::memory:", "x.db?mode=memory"} {
+		_, err := sqlite.Open(t.Context(), p, sqlite.Options{})
+		assert.Error(t, err, p)
+	}
+}
+
+func TestSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	d := delivery("wh")
+	created, err := s.Enqueue(t.Context(), event("c1", "E1"), []store.Delivery{d})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NoError(t, s.Close())
+
+	s2, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	require.NoError(t, err)
+	defer s2.Close()
+	ms, err := s2.Claim(t.Context(), store.Claim{Now: t0, Lease: time.Minute, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.Equal(t, d.ID, ms[0].Deliveries[0].ID)
+	assert.JSONEq(t, `{"key":"E1","salary":"SECRET-E1"}`, string(ms[0].Events[0].Payload))
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	ms, err := s.Migrations(t.Context())
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	assert.Equal(t, 1, ms[0].Version)
+	assert.Equal(t, "init", ms[0].Name)
+	for _, m := range ms {
+		assert.False(t, m.AppliedAt.IsZero(), "migration %d applied by Open", m.Version)
+	}
+	require.NoError(t, s.Migrate(t.Context()), "migrating again does nothing")
+	again, err := s.Migrations(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, ms, again)
+
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(t.Context(), `INSERT INTO herald_migrations (version, name, applied_at) VALUES (9999, 'future', 1)`)
+	require.NoError(t, err)
+	_, err = sqlite.Open(t.Context(), path, sqlite.Options{})
+	assert.ErrorContains(t, err, "newer than this herald knows")
+}
+
+func TestEnqueueTx(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(t.Context(), `CREATE TABLE employee (id TEXT PRIMARY KEY, department TEXT)`)
+	require.NoError(t, err)
+
+	// Rolled back: neither the record nor its delivery exists.
+	tx, err := db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(t.Context(), `INSERT INTO employee VALUES ('E1', 'Ops')`)
+	require.NoError(t, err)
+	created, err := s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NoError(t, tx.Rollback())
+	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
+	require.NoError(t, err)
+	assert.Empty(t, ds, "a rolled-back transaction leaves no delivery")
+
+	// Committed: both exist; the same change again does not abort the
+	// transaction.
+	tx, err = db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(t.Context(), `INSERT INTO employee VALUES ('E1', 'Ops')`)
+	require.NoError(t, err)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	assert.False(t, created, "a repeated change is ignored inside the transaction")
+	_, err = tx.ExecContext(t.Context(), `UPDATE employee SET department = 'Sales' WHERE id = 'E1'`)
+	require.NoError(t, err, "the transaction goes on after the conflict")
+	require.NoError(t, tx.Commit())
+	ds, err = s.Deliveries(t.Context(), store.DeliveryFilter{})
+	require.NoError(t, err)
+	assert.Len(t, ds, 1)
+
+	// A transaction of the store's own connection takes the prepared path.
+	own, err := s.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(own), event("c3", "E3"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NoError(t, own.Rollback())
+	own, err = s.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = own.ExecContext(t.Context(), `INSERT INTO employee VALUES ('E3', 'Ops')`)
+	require.NoError(t, err)
+	created, err = s.EnqueueTx(t.Context(), sqlite.Tx(own), event("c3", "E3"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.True(t, created, "the rolled-back event left no key")
+	require.NoError(t, own.Commit())
+	ds, err = s.Deliveries(t.Context(), store.DeliveryFilter{EventID: "c3"})
+	require.NoError(t, err)
+	assert.Len(t, ds, 1)
+
+	// A failed enqueue leaves none of its rows in the transaction.
+	dup := ds[0]
+	tx, err = db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c2", "E2"), []store.Delivery{delivery("wh"), {ID: dup.ID, WebhookID: "wh"}})
+	require.Error(t, err)
+	require.NoError(t, tx.Commit())
+	ds, err = s.Deliveries(t.Context(), store.DeliveryFilter{EventID: "c2"})
+	require.NoError(t, err)
+	assert.Empty(t, ds)
+	created, err = s.Enqueue(t.Context(), event("c2", "E2"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	assert.True(t, created, "nor its event key")
+}
+
+func TestEnqueueTxRefusesForeignTransactions(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	_, otherPath := open(t)
+	other, err := sqlite.OpenDB(otherPath)
+	require.NoError(t, err)
+	defer other.Close()
+	tx, err := other.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	defer tx.Rollback()
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), nil)
+	assert.ErrorIs(t, err, store.ErrForeignTx, "a transaction on another file")
+	_, err = s.EnqueueTx(t.Context(), store.NewTx("postgres", tx), event("c1", "E1"), nil)
+	assert.ErrorIs(t, err, store.ErrForeignTx, "another store's transaction")
+	_, err = s.EnqueueTx(t.Context(), store.Tx{}, event("c1", "E1"), nil)
+	assert.ErrorIs(t, err, store.ErrForeignTx)
+}
+
+func TestSubscribeSeesOtherConnections(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := s.Subscribe(ctx)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	tx, err := db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification after another connection committed")
+	}
+	cancel()
+	for range ch { // closed once ctx ends
+	}
+}
+
+// TestEraseLeavesNoTrace checks the bytes on disk: after Erase, a marker
+// that was in the payloads and response bodies is in neither the database
+// file nor its write-ahead log.
+func TestEraseLeavesNoTrace(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := s.Enqueue(t.Context(), event(fmt.Sprintf("c%d", i), "E1"), []store.Delivery{delivery("wh")})
+		require.NoError(t, err)
+	}
+	_, err = s.Enqueue(t.Context(), event("keep", "E2"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	ms, err := s.Claim(t.Context(), store.Claim{Now: t0, Lease: time.Minute, Limit: 10})
+	require.NoError(t, err)
+	var rs []store.Result
+	for _, m := range ms {
+		rs = append(rs, store.Result{MessageID: m.ID, Lease: m.Lease, Now: t0, Outcome: store.OutcomeDelivered,
+			Attempt: &store.Attempt{StatusCode: 200, ResponseBody: "echo SECRET-" + m.Events[0].Key}})
+	}
+	require.NoError(t, s.Ack(t.Context(), rs))
+	marker := []byte("SECRET-E1")
+	require.True(t, onDisk(t, path, marker), "the test must see the marker before the erasure")
+
+	r, err := s.Erase(t.Context(), store.Erasure{Table: "employee", Key: "E1"}, t0)
+	require.NoError(t, err)
+	assert.Equal(t, 3, r.Events)
+	assert.False(t, onDisk(t, path, marker), "erased data is overwritten in the file and gone from the log")
+	assert.True(t, onDisk(t, path, []byte("SECRET-E2")), "other records stay")
+}
+
+func onDisk(t *testing.T, path string, marker []byte) bool {
+	t.Helper()
+	for _, p := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		require.NoError(t, err)
+		if bytes.Contains(b, marker) {
+			return true
+		}
+	}
+	return false
+}
