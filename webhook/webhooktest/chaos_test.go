@@ -204,6 +204,7 @@ func TestChaosReportFailures(t *testing.T) {
 		{Expected: 3, Delivered: 3, StoreMismatch: 1},
 		{Expected: 3, Delivered: 3, TrapConnections: 1},
 		{Expected: 3, Delivered: 3, Traps: []string{"trap"}},
+		{Expected: 3, Delivered: 3, Traps: []string{"trap"}, TrapDeliveries: 2},
 	} {
 		assert.NotEmpty(t, bad.Failures(), "%+v", bad)
 	}
