@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -30,7 +31,7 @@ func TestChaosCrash(t *testing.T) {
 		Chaos: webhooktest.ChaosConfig{Seed: 20261127, Changes: 5000, Keys: 500}}
 	switch {
 	case os.Getenv("HERALD_CHAOS_FULL") == "1":
-		cfg.Chaos.Changes, cfg.Chaos.Keys, cfg.Kills = 20000, 2000, 20
+		cfg.Chaos.Changes, cfg.Chaos.Keys, cfg.Kills, cfg.Budget = 20000, 2000, 20, 15*time.Minute
 	case testing.Short() && underRace:
 		cfg.Chaos.Changes, cfg.Chaos.Keys, cfg.Kills = 320, 32, 3
 	case testing.Short():
