@@ -180,6 +180,7 @@ type Report struct {
 	Children  int            // every child started, the last included
 }
 
+// String gives every figure of the report on one line, for a test log.
 func (r Report) String() string {
 	return fmt.Sprintf("%s children=%d kills=%v clean_runs=%d", r.ChaosReport, r.Children, r.Kills, r.CleanRuns)
 }

@@ -127,6 +127,7 @@ const (
 	CauseUnknown = "unexplained"
 )
 
+// String gives every figure of the report on one line, for a test log.
 func (r ChaosReport) String() string {
 	causes := make([]string, 0, len(r.DuplicateCauses))
 	for c, n := range r.DuplicateCauses {
@@ -355,6 +356,7 @@ func (w *ChaosWorkload) DispatcherConfig(st store.Store, tg ChaosTargets) webhoo
 // chaosHosts resolves the run's host names without DNS.
 type chaosHosts map[string][]netip.Addr
 
+// LookupNetIP answers from the table.
 func (h chaosHosts) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
 	if a, ok := h[host]; ok {
 		return slices.Clone(a), nil
