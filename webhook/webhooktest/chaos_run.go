@@ -131,7 +131,9 @@ const (
 func (r ChaosReport) String() string {
 	causes := make([]string, 0, len(r.DuplicateCauses))
 	for c, n := range r.DuplicateCauses {
-		causes = append(causes, fmt.Sprintf("%s: %d", c, n))
+		if n > 0 {
+			causes = append(causes, fmt.Sprintf("%s: %d", c, n))
+		}
 	}
 	sort.Strings(causes)
 	breakers := strconv.Itoa(r.BreakerOpenings)
