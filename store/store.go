@@ -66,7 +66,10 @@ type Webhook struct {
 
 // Event is one published change. Payload is the encoded data object of the
 // default envelope (table, op, key, new, old, changed, tenant, context), so
-// it is encoded once however many webhooks receive it.
+// it is encoded once however many webhooks receive it. A Payload handed to
+// a store is not changed afterwards by its giver, and one a store hands out
+// is not changed by its taker, so an in-memory store may keep it without a
+// copy.
 type Event struct {
 	ID     string
 	Tenant string

@@ -66,7 +66,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 // report tells the observer and the log what became of an attempt.
 func (d *Dispatcher) report(w *compiled, m store.Message, r store.Result) {
 	base := Event{WebhookID: w.ID, Tenant: w.Tenant, MessageID: m.ID, Records: len(m.Deliveries),
-		Attempt: m.Attempt, Method: w.method(), URL: RedactURL(w.URL)}
+		Attempt: m.Attempt, Method: w.method(), URL: w.redactedURL()}
 	if a := r.Attempt; a != nil {
 		e := base
 		e.Kind, e.Time, e.StatusCode, e.Latency, e.Outcome = EventAttempt, a.At, a.StatusCode, a.Latency, outcomeKind(r.Outcome)
@@ -446,6 +446,9 @@ func (d *Dispatcher) body(w *compiled, m store.Message, msg *transform.Message) 
 }
 
 func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	if r == http.NoBody { // 204 and the like: nothing to read, nothing to allocate
+		return nil, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r, limit))
 	if err != nil {
 		return b, fmt.Errorf("reading the answer: %w", err)

@@ -437,8 +437,11 @@ func scrub(s string, secrets ...string) string {
 // redactURLError masks the URL that net/http puts in its errors: it keeps
 // the query string, which may carry an API key.
 func redactURLError(err error) error {
+	if err == nil {
+		return nil // before ue, which escapes: no allocation on success
+	}
 	var ue *url.Error
-	if err == nil || !errors.As(err, &ue) {
+	if !errors.As(err, &ue) {
 		return err
 	}
 	return &url.Error{Op: ue.Op, URL: RedactURL(ue.URL), Err: ue.Err}

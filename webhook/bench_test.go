@@ -72,11 +72,13 @@ func BenchmarkPublish(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			for i := 0; b.Loop(); i++ {
 				if _, err := d.Publish(ctx, webhook.Change{Table: "employee", Op: webhook.Update, Key: fmt.Sprint(i % 1000), Old: old, New: new}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -98,11 +100,13 @@ func BenchmarkPublishManyWebhooks(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			for i := 0; b.Loop(); i++ {
 				if _, err := d.Publish(ctx, webhook.Change{Table: "table7", Op: webhook.Update, Key: fmt.Sprint(i % 1000), Old: old, New: new}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -117,6 +121,7 @@ func BenchmarkDeliver(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	const batch = 64
+	cpu := cpuTime()
 	for i := 0; b.Loop(); i++ {
 		if _, err := d.Publish(ctx, webhook.Change{Table: "employee", Op: webhook.Update, Key: fmt.Sprint(i), Old: old, New: new}); err != nil {
 			b.Fatal(err)
@@ -130,4 +135,5 @@ func BenchmarkDeliver(b *testing.B) {
 	if _, err := d.ProcessDue(ctx); err != nil {
 		b.Fatal(err)
 	}
+	reportCPU(b, cpu)
 }

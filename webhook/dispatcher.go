@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +47,7 @@ type definitions struct {
 	version int64
 	byID    map[string]*compiled
 	byTable map[string][]*compiled
+	routes  map[string]*tableRoutes // built by index
 }
 
 // compiled is a webhook ready to match and send.
@@ -58,6 +58,8 @@ type compiled struct {
 	client *http.Client
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
+
+	redacted string // RedactURL(URL), for every attempt's observer events
 }
 
 // New checks cfg, fills its defaults and returns a dispatcher. It does not
@@ -121,6 +123,7 @@ func (d *Dispatcher) current(ctx context.Context, force bool) (*definitions, err
 			next.version = r.Version
 		}
 	}
+	next.index()
 	d.defs.Store(next)
 	d.tokens.retain(next)
 	return next, nil
@@ -141,6 +144,7 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	}
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
+	c.redacted = RedactURL(c.URL)
 	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}
@@ -278,7 +282,7 @@ func (d *Dispatcher) save(ctx context.Context, w Webhook, ifVersion int64) (Webh
 		return Webhook{}, err
 	}
 	w.Version, w.CreatedAt, w.UpdatedAt = row.Version, row.CreatedAt, row.UpdatedAt
-	if _, err := d.current(ctx, true); err != nil {
+	if err := d.afterSave(ctx, row); err != nil {
 		return Webhook{}, err
 	}
 	return w, nil
@@ -291,8 +295,7 @@ func (d *Dispatcher) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	d.record(ctx, rec)
-	_, err := d.current(ctx, true)
-	return err
+	return d.afterDelete(ctx, id)
 }
 
 // Webhook returns one webhook, secret included.
@@ -476,36 +479,6 @@ func (d *Dispatcher) publish(ctx context.Context, tx *store.Tx, c Change) (strin
 	return ev.ID, nil
 }
 
-// match returns a delivery for each webhook the change matches.
-func (d *Dispatcher) match(defs *definitions, c Change, eventID string, changed []string, now time.Time) []store.Delivery {
-	var ds []store.Delivery
-	in := condition.Input{Table: c.Table, Op: string(c.Op), Key: c.Key, Tenant: c.Tenant,
-		Old: c.Old, New: c.New, Context: c.Context, Changed: changed}
-	for _, w := range defs.byTable[c.Table] {
-		if w.Disabled || (w.Tenant != "" && w.Tenant != c.Tenant) || !w.hasOp(c.Op) || w.cond == nil {
-			continue
-		}
-		ok, err := w.cond.Match(in)
-		if err != nil {
-			d.log.Warn("herald: condition failed; the change does not match",
-				"webhook_id", w.ID, "event_id", eventID, "error", err)
-			d.observe(Event{Kind: EventConditionError, WebhookID: w.ID, Tenant: c.Tenant, EventID: eventID, Err: err})
-			continue
-		}
-		if !ok {
-			continue
-		}
-		ds = append(ds, store.Delivery{
-			ID:          uuid.Must(uuid.NewV7()).String(),
-			WebhookID:   w.ID,
-			MaxBatch:    w.MaxBatch,
-			NextAttempt: now,
-			CreatedAt:   now,
-		})
-	}
-	return ds
-}
-
 // event validates c and encodes it as a stored event.
 func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, error) {
 	bad := func(format string, a ...any) (store.Event, []string, error) {
@@ -536,7 +509,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 			changed = []string{}
 		}
 	}
-	p, err := json.Marshal(payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
+	p, err := marshalPayload(&payload{EventID: c.ID, Table: c.Table, Op: string(c.Op), Key: c.Key, New: c.New, Old: c.Old,
 		Changed: changed, Tenant: c.Tenant, Context: c.Context})
 	if err != nil {
 		return bad("not encodable as JSON: %v", err)

@@ -147,7 +147,7 @@ func (d *Dispatcher) ping(ctx context.Context, w *compiled, stored bool) PingRes
 		if err != nil {
 			return fail(err)
 		}
-		body = append(envelopeHead(make([]byte, 0, 192), id, PingEventType, now), data...)
+		body = append(envelopeHead(make([]byte, 0, 192), id, PingEventType, "", now), data...)
 		body, ctype = append(body, '}'), "application/json"
 	}
 	target := w.URL

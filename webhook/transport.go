@@ -44,6 +44,10 @@ type guardedTransport struct {
 
 func newGuardedTransport(cfg *Config, g *guard) *guardedTransport {
 	t := &guardedTransport{guard: g, direct: baseTransport(cfg.AttemptTimeout)}
+	// Every worker may hold a connection to one busy receiver; fewer idle
+	// slots than workers would close and redial connections all the time.
+	t.direct.MaxIdleConnsPerHost = max(t.direct.MaxIdleConnsPerHost, cfg.Workers)
+	t.direct.MaxIdleConns = max(t.direct.MaxIdleConns, cfg.Workers)
 	t.direct.DialContext = g.DialContext
 	if cfg.Proxy != nil {
 		t.proxy = cfg.Proxy

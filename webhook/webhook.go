@@ -174,15 +174,6 @@ func (w Webhook) method() string {
 	return strings.ToUpper(w.Method)
 }
 
-func (w Webhook) hasOp(op Op) bool {
-	for _, o := range w.Ops {
-		if o == op {
-			return true
-		}
-	}
-	return false
-}
-
 // RedactURL returns u without user info and with query values masked, for
 // logs and errors.
 func RedactURL(u string) string {

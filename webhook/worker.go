@@ -133,15 +133,36 @@ func (d *Dispatcher) closeIdle() {
 }
 
 // claimLoop claims due messages while workers are free and hands each to
-// a goroutine of its own.
+// a free worker.
 func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
 	l := &d.life
 	workers := d.cfg.Workers
 	slots := make(chan struct{}, workers)
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
-	failures := 0
+	// Workers live as long as the loop: a goroutine per message grew a
+	// fresh stack for every attempt. A claimed message holds a slot until
+	// its worker is done with it, so a worker is free for every message
+	// handed over.
+	work := make(chan store.Message)
+	var pool sync.WaitGroup
+	defer func() {
+		close(work)
+		pool.Wait()
+	}()
 	hctx := withClaimer(ctx, stop)
+	for range workers {
+		pool.Add(1)
+		go func() {
+			defer pool.Done()
+			for m := range work {
+				d.work(hctx, m)
+				l.inflight.Done()
+				<-slots
+			}
+		}()
+	}
+	failures := 0
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -160,17 +181,19 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 				break fill
 			}
 		}
+		// The claim below answers every wake-up sent so far (work is
+		// stored before its signal is sent): drop them, or each would cost
+		// an empty claim. A Publish both signals and is notified by the
+		// store, so there are often two.
+		drain(d.wake)
+		drain(notes)
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
 		for range n - len(msgs) {
 			<-slots
 		}
 		for _, m := range msgs {
 			l.inflight.Add(1)
-			go func() {
-				defer func() { <-slots }()
-				defer l.inflight.Done()
-				d.work(hctx, m)
-			}()
+			work <- m
 		}
 		var wait time.Duration
 		switch {
@@ -204,6 +227,14 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		case <-notes:
 		case <-poll.C:
 		}
+	}
+}
+
+// drain takes a pending wake-up off ch, if there is one.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
 	}
 }
 

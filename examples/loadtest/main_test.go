@@ -5,41 +5,70 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"testing"
 	"time"
 )
 
-// TestLoadtestRuns runs every scenario briefly: the harness works and
-// reports a ratio for each herald run. It asserts no speed; figures come
-// from full runs (see BENCHMARKS.md).
+// TestMain lets the test binary serve as the receiver process, as the
+// program does.
+func TestMain(m *testing.M) {
+	if os.Getenv(receiverEnv) != "" {
+		os.Exit(serveReceiver(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// TestLoadtestRuns runs every scenario briefly, with the receiver in this
+// process and in a second one: the harness works and reports a ratio for
+// each herald run. It asserts no speed; figures come from full runs (see
+// BENCHMARKS.md).
 func TestLoadtestRuns(t *testing.T) {
-	o := options{Duration: 100 * time.Millisecond, Concurrency: []int{1, 4}, Payload: 512, Webhooks: 2, Fanout: 1,
-		Stores: storeNames(), JSON: true}
-	rs, err := run(context.Background(), o, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := report(&buf, o, rs); err != nil {
-		t.Fatal(err)
-	}
-	var back []result
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
-		t.Fatalf("-json output does not parse: %v", err)
-	}
-	herald := 0
-	for _, r := range back {
-		if r.Deliveries <= 0 || r.PerSecond <= 0 {
-			t.Errorf("%s/%s at %d: nothing delivered", r.Scenario, r.Store, r.Concurrency)
-		}
-		if r.Scenario == "herald" {
-			herald++
-			if r.Ratio <= 0 {
-				t.Errorf("herald on %s at %d: no ratio to the baseline", r.Store, r.Concurrency)
+	for _, where := range []string{"inproc", "process"} {
+		t.Run(where, func(t *testing.T) {
+			o := options{Duration: 100 * time.Millisecond, Rounds: 2, Concurrency: []int{1, 4}, Payload: 512, Webhooks: 3, Fanout: 2,
+				Stores: storeNames(), Receiver: where, JSON: true}
+			rs, err := run(context.Background(), o, io.Discard)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			var buf bytes.Buffer
+			if err := report(&buf, o, rs); err != nil {
+				t.Fatal(err)
+			}
+			var back []result
+			if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+				t.Fatalf("-json output does not parse: %v", err)
+			}
+			herald := 0
+			for _, r := range back {
+				if r.Deliveries <= 0 || r.PerSecond <= 0 || r.Rounds != 2 {
+					t.Errorf("%s/%s at %d: nothing delivered or rounds missing: %+v", r.Scenario, r.Store, r.Concurrency, r)
+				}
+				if r.P50Micros <= 0 || r.P99Micros < r.P50Micros {
+					t.Errorf("%s/%s at %d: latencies %v/%v", r.Scenario, r.Store, r.Concurrency, r.P50Micros, r.P99Micros)
+				}
+				if r.Scenario == "herald" {
+					herald++
+					if r.Ratio <= 0 {
+						t.Errorf("herald on %s at %d: no ratio to the baseline", r.Store, r.Concurrency)
+					}
+					if r.Deliveries%2 != 0 {
+						t.Errorf("herald on %s at %d: %d deliveries with a fan-out of 2", r.Store, r.Concurrency, r.Deliveries)
+					}
+				}
+			}
+			if herald == 0 {
+				t.Error("no herald scenario ran")
+			}
+		})
 	}
-	if herald == 0 {
-		t.Error("no herald scenario ran")
+}
+
+func TestMedianPairsRatios(t *testing.T) {
+	rs := []result{{PerSecond: 10, Ratio: 0.5}, {PerSecond: 30, Ratio: 0.9}, {PerSecond: 20, Ratio: 0.7}}
+	m := median(rs)
+	if m.PerSecond != 20 || m.Ratio != 0.7 || m.Rounds != 3 {
+		t.Fatalf("median %+v", m)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -35,7 +36,7 @@ type Store struct {
 	queues   map[string]*queue // by webhook id
 	ready    queueHeap         // queues with a claimable message
 	leased   map[string]*unit  // by lease token
-	leases   leaseHeap
+	leases   leaseHeap         // leased units by expiry
 	subs     map[chan struct{}]struct{}
 	audit    auditLog
 }
@@ -44,30 +45,29 @@ type eventKey struct{ tenant, id string }
 
 type chainKey struct{ webhook, tenant, key string }
 
-type row struct {
-	d        store.Delivery
-	ev       *store.Event
-	chain    *chain // nil when outside a chain (replayed) or finished
-	unit     *unit  // the message it is in, if any
-	attempts []store.Attempt
-}
-
 type chain struct {
 	key  chainKey
 	rows []*row // pending rows in order of sequence; rows[0] is the head
 }
 
 // unit is a claimable message: a chain head, a replayed delivery, or a
-// fixed batch.
+// fixed batch. Every pending head has one, so it is kept small; what only
+// a leased message needs lives in its hold.
 type unit struct {
-	q          *queue
-	rows       []*row
-	due        time.Time
-	fixed      bool // members are fixed (a batch, or a replay)
-	lease      string
-	leaseUntil time.Time
-	hidx       int // index in q.units, -1 when not queued
-	lidx       int // index in Store.leases, -1 when not leased
+	q     *queue
+	rows  []*row
+	due   stamp
+	hidx  int   // index in q.units, -1 when not queued
+	held  *hold // nil when not leased
+	fixed bool  // members are fixed (a batch, or a replay)
+}
+
+// hold is the lease on a claimed unit.
+type hold struct {
+	token string
+	until stamp
+	idx   int // index in Store.leases
+	u     *unit
 }
 
 type queue struct {
@@ -75,7 +75,6 @@ type queue struct {
 	disabled bool
 	units    unitHeap
 	ridx     int // index in Store.ready, -1 when absent
-	pending  map[*row]struct{}
 }
 
 // New returns an empty store.
@@ -142,13 +141,18 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string, now time.Time) err
 	delete(s.webhooks, id)
 	s.version++
 	if q, ok := s.queues[id]; ok {
-		for r := range q.pending {
+		// A rare admin action: a pass over every delivery rather than an
+		// index of each webhook's pending ones kept on every enqueue.
+		for _, r := range s.all {
+			if r.q != q || r.status != stPending {
+				continue
+			}
 			if u := r.unit; u != nil {
 				s.dropUnit(u)
 			}
-			r.d.Status = store.Canceled
-			r.d.LastError = "webhook deleted"
-			r.d.UpdatedAt = now
+			r.status = stCanceled
+			r.lastError = "webhook deleted"
+			r.updated = toStamp(now)
 			r.unit = nil
 			if c := r.chain; c != nil {
 				delete(s.chains, c.key)
@@ -275,40 +279,57 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	return created, nil
 }
 
-// enqueue stores a new event and its deliveries; s.mu is held.
+// enqueue stores a new event and its deliveries; s.mu is held. The rows
+// of one event, and the chains and units it starts, are allocated
+// together: a handful of allocations per event rather than five per
+// delivery.
 func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
 	k := eventKey{e.Tenant, e.ID}
-	ev := e
-	ev.Payload = slices.Clone(e.Payload)
+	ev := e // its Payload is not changed by the caller (see store.Event)
 	s.events[k] = &ev
-	for _, d := range ds {
+	if len(ds) == 0 {
+		return
+	}
+	rows := make([]row, len(ds))
+	ones := make([]*row, 2*len(ds)) // one-row backings for new chains and units
+	var chains []chain
+	var units []unit
+	for i, d := range ds {
 		s.seq++
-		d.Seq = s.seq
-		d.EventID = e.ID
-		d.Tenant = e.Tenant
-		d.Key = e.Key
-		d.Status = store.Pending
-		d.Replayed = false
-		d.BatchID = ""
-		if d.CreatedAt.IsZero() {
-			d.CreatedAt = e.Time
+		created := d.CreatedAt
+		if created.IsZero() {
+			created = e.Time
 		}
-		d.UpdatedAt = d.CreatedAt
-		r := &row{d: d, ev: &ev}
+		q := s.queue(d.WebhookID)
+		r := &rows[i]
+		*r = row{id: d.ID, seq: s.seq, ev: &ev, q: q, next: toStamp(d.NextAttempt), created: toStamp(created),
+			maxBatch: int32(min(max(d.MaxBatch, 0), math.MaxInt32))}
+		r.updated = r.created
 		s.rows[d.ID] = r
 		s.all = append(s.all, r)
-		q := s.queue(d.WebhookID)
-		q.pending[r] = struct{}{}
 		ck := chainKey{d.WebhookID, e.Tenant, e.Key}
 		c := s.chains[ck]
 		if c == nil {
-			c = &chain{key: ck}
+			if len(chains) == 0 {
+				chains = make([]chain, len(ds)-i)
+			}
+			c, chains = &chains[0], chains[1:]
+			// Capacity 1: a second record appends into a backing of its
+			// own, never into a neighbour's.
+			*c = chain{key: ck, rows: ones[2*i : 2*i : 2*i+1]}
 			s.chains[ck] = c
 		}
 		r.chain = c
 		c.rows = append(c.rows, r)
 		if len(c.rows) == 1 {
-			s.push(&unit{q: q, rows: []*row{r}, due: d.NextAttempt, hidx: -1, lidx: -1})
+			if len(units) == 0 {
+				units = make([]unit, len(ds)-i)
+			}
+			var u *unit
+			u, units = &units[0], units[1:]
+			ones[2*i+1] = r
+			*u = unit{q: q, rows: ones[2*i+1 : 2*i+2 : 2*i+2], due: r.next, hidx: -1}
+			s.push(u)
 		}
 	}
 	if len(ds) > 0 {
@@ -326,7 +347,8 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expire(c.Now)
+	now := toStamp(c.Now)
+	s.expire(now)
 	var out []store.Message
 	// Take turns: one message per webhook per round, so one webhook's
 	// backlog cannot fill a claim while another's work is due.
@@ -335,18 +357,17 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 		for len(out) < c.Limit && len(s.ready) > 0 {
 			q := s.ready[0]
 			u := q.units[0]
-			if u.due.After(c.Now) {
+			if u.due.after(now) {
 				break
 			}
 			heap.Pop(&s.ready)
 			heap.Pop(&q.units)
-			if max := u.rows[0].d.MaxBatch; max > 1 && !u.fixed {
-				s.gather(u, max, c.Now)
+			if max := int(u.rows[0].maxBatch); max > 1 && !u.fixed {
+				s.gather(u, max, now)
 			}
-			u.lease = uuid.NewString()
-			u.leaseUntil = c.Now.Add(c.Lease)
-			heap.Push(&s.leases, u)
-			s.leased[u.lease] = u
+			u.held = &hold{token: uuid.NewString(), until: toStamp(c.Now.Add(c.Lease)), u: u}
+			heap.Push(&s.leases, u.held)
+			s.leased[u.held.token] = u
 			out = append(out, u.message())
 			round = append(round, q)
 		}
@@ -363,28 +384,28 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 // gather grows the head u of a batching webhook into a fixed batch of up to
 // max due records: the chain successors of each member, then further due
 // heads of the same webhook.
-func (s *Store) gather(u *unit, max int, now time.Time) {
+func (s *Store) gather(u *unit, max int, now stamp) {
 	q := u.q
 	u.rows = s.follow(u.rows, max, now)
 	for len(u.rows) < max && len(q.units) > 0 {
 		next := q.units[0]
-		if next.fixed || next.due.After(now) {
+		if next.fixed || next.due.after(now) {
 			break
 		}
 		heap.Pop(&q.units)
 		u.rows = s.follow(append(u.rows, next.rows...), max, now)
 	}
-	sort.Slice(u.rows, func(i, j int) bool { return u.rows[i].d.Seq < u.rows[j].d.Seq })
+	sort.Slice(u.rows, func(i, j int) bool { return u.rows[i].seq < u.rows[j].seq })
 	id := uuid.Must(uuid.NewV7()).String()
 	for _, r := range u.rows {
 		r.unit = u
-		r.d.BatchID = id
+		r.batchID = id
 	}
 	u.fixed = true
 }
 
 // follow appends, after the last row, the due successors in its chain.
-func (s *Store) follow(rows []*row, max int, now time.Time) []*row {
+func (s *Store) follow(rows []*row, max int, now stamp) []*row {
 	last := rows[len(rows)-1]
 	c := last.chain
 	if c == nil {
@@ -393,7 +414,7 @@ func (s *Store) follow(rows []*row, max int, now time.Time) []*row {
 	i := slices.Index(c.rows, last)
 	for i++; i < len(c.rows) && len(rows) < max; i++ {
 		r := c.rows[i]
-		if r.unit != nil || r.d.NextAttempt.After(now) {
+		if r.unit != nil || r.next.after(now) {
 			break
 		}
 		rows = append(rows, r)
@@ -411,7 +432,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	var lost []string
 	for _, r := range rs {
 		u := s.leased[r.Lease]
-		if u == nil || u.rows[0].d.MessageID() != r.MessageID {
+		if u == nil || u.rows[0].messageID() != r.MessageID {
 			lost = append(lost, r.MessageID)
 			continue
 		}
@@ -425,61 +446,63 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 }
 
 func (s *Store) apply(u *unit, r store.Result) {
+	now := toStamp(r.Now)
 	for _, row := range u.rows {
-		d := &row.d
-		d.UpdatedAt = r.Now
+		row.updated = now
 		if r.Attempt != nil {
-			d.Attempts++
+			row.tries++
 			a := *r.Attempt
-			a.Number = d.Attempts
+			a.Number = int(row.tries)
 			row.attempts = append(row.attempts, a)
-			d.LastError = a.Error
-			d.LastCode = a.StatusCode
+			row.lastError = a.Error
+			row.lastCode = int32(a.StatusCode)
 		} else if r.Error != "" {
-			d.LastError = r.Error
+			row.lastError = r.Error
 		}
 	}
 	switch r.Outcome {
 	case store.OutcomeRetry, store.OutcomePostpone:
-		u.due = r.NextAttempt
+		u.due = toStamp(r.NextAttempt)
 		for _, row := range u.rows {
-			row.d.NextAttempt = r.NextAttempt
+			row.next = u.due
 		}
 		s.push(u)
 		return
 	case store.OutcomeDelivered:
-		s.finish(u, store.Delivered)
+		s.finish(u, stDelivered)
 	case store.OutcomeSkipped:
-		s.finish(u, store.Skipped)
+		s.finish(u, stSkipped)
 	case store.OutcomeCanceled:
-		s.finish(u, store.Canceled)
+		s.finish(u, stCanceled)
 	default:
-		s.finish(u, store.Dead)
+		s.finish(u, stDead)
 	}
 }
 
 // finish ends every row of u and lets the next record of each chain move up.
-func (s *Store) finish(u *unit, st store.Status) {
-	touched := map[*chain]struct{}{}
+func (s *Store) finish(u *unit, st status) {
+	var one [1]*chain
+	touched := one[:0] // a batch may hold several records of one chain
 	for _, r := range u.rows {
-		r.d.Status = st
+		r.status = st
 		r.unit = nil
-		delete(u.q.pending, r)
 		if c := r.chain; c != nil {
 			if i := slices.Index(c.rows, r); i >= 0 {
 				c.rows = slices.Delete(c.rows, i, i+1)
 			}
 			r.chain = nil
-			touched[c] = struct{}{}
+			if !slices.Contains(touched, c) {
+				touched = append(touched, c)
+			}
 		}
 	}
-	for c := range touched {
+	for _, c := range touched {
 		if len(c.rows) == 0 {
 			delete(s.chains, c.key)
 			continue
 		}
 		if h := c.rows[0]; h.unit == nil {
-			s.push(&unit{q: u.q, rows: []*row{h}, due: h.d.NextAttempt, hidx: -1, lidx: -1})
+			s.push(&unit{q: u.q, rows: []*row{h}, due: h.next, hidx: -1})
 		}
 	}
 }
@@ -512,7 +535,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if !ok {
 		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
-	return r.d, nil
+	return r.delivery(), nil
 }
 
 // Deliveries lists deliveries matching f in order of sequence.
@@ -522,31 +545,36 @@ func (s *Store) Deliveries(ctx context.Context, f store.DeliveryFilter) ([]store
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	start := sort.Search(len(s.all), func(i int) bool { return s.all[i].d.Seq > f.After })
+	start := sort.Search(len(s.all), func(i int) bool { return s.all[i].seq > f.After })
+	st, known := statusOf(f.Status)
+	if f.Status != "" && !known {
+		return nil, nil
+	}
+	var since, until stamp
+	if !f.Since.IsZero() {
+		since = toStamp(f.Since)
+	}
+	if !f.Until.IsZero() {
+		until = toStamp(f.Until)
+	}
 	var out []store.Delivery
 	for _, r := range s.all[start:] {
 		if f.Limit > 0 && len(out) >= f.Limit {
 			break
 		}
-		if match(r.d, f) {
-			out = append(out, r.d)
+		switch {
+		case f.WebhookID != "" && r.q.id != f.WebhookID,
+			f.EventID != "" && r.ev.ID != f.EventID,
+			f.Status != "" && r.status != st,
+			f.Tenant != "" && r.ev.Tenant != f.Tenant,
+			f.Key != "" && r.ev.Key != f.Key,
+			!f.Since.IsZero() && r.created < since,
+			!f.Until.IsZero() && r.created >= until:
+			continue
 		}
+		out = append(out, r.delivery())
 	}
 	return out, nil
-}
-
-func match(d store.Delivery, f store.DeliveryFilter) bool {
-	switch {
-	case f.WebhookID != "" && d.WebhookID != f.WebhookID,
-		f.EventID != "" && d.EventID != f.EventID,
-		f.Status != "" && d.Status != f.Status,
-		f.Tenant != "" && d.Tenant != f.Tenant,
-		f.Key != "" && d.Key != f.Key,
-		!f.Since.IsZero() && d.CreatedAt.Before(f.Since),
-		!f.Until.IsZero() && !d.CreatedAt.Before(f.Until):
-		return false
-	}
-	return true
 }
 
 // Attempts lists a delivery's attempts, oldest first.
@@ -574,25 +602,24 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	if !ok {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
-	if r.d.Status == store.Pending {
+	if r.status == stPending {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPending)
 	}
 	if r.ev.Payload == nil {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrPayloadGone)
 	}
-	d := &r.d
-	d.Status = store.Pending
-	d.Attempts = 0
-	d.Replayed = true
-	d.NextAttempt = now
-	d.UpdatedAt = now
-	d.BatchID = ""
-	if d.MaxBatch > 1 {
-		d.BatchID = d.ID
+	r.status = stPending
+	r.tries = 0
+	r.replayed = true
+	r.next = toStamp(now)
+	r.updated = r.next
+	r.batchID = ""
+	if r.maxBatch > 1 {
+		r.batchID = r.id
 	}
-	q := s.queue(d.WebhookID)
-	q.pending[r] = struct{}{}
-	u := &unit{q: q, rows: []*row{r}, due: now, fixed: true, hidx: -1, lidx: -1}
+	q := s.queue(r.q.id)
+	r.q = q // the webhook may have been deleted and saved again
+	u := &unit{q: q, rows: []*row{r}, due: r.next, fixed: true, hidx: -1}
 	r.unit = u
 	s.push(u)
 	s.notify()
@@ -628,7 +655,7 @@ func (s *Store) notify() {
 func (s *Store) queue(id string) *queue {
 	q := s.queues[id]
 	if q == nil {
-		q = &queue{id: id, ridx: -1, pending: map[*row]struct{}{}}
+		q = &queue{id: id, ridx: -1}
 		if w, ok := s.webhooks[id]; ok {
 			q.disabled = w.Disabled
 		}
@@ -661,27 +688,25 @@ func (s *Store) refresh(q *queue) {
 }
 
 func (s *Store) unlease(u *unit) {
-	delete(s.leased, u.lease)
-	if u.lidx >= 0 {
-		heap.Remove(&s.leases, u.lidx)
+	if h := u.held; h != nil {
+		delete(s.leased, h.token)
+		heap.Remove(&s.leases, h.idx)
+		u.held = nil
 	}
-	u.lease = ""
 }
 
 // dropUnit takes u out of every heap and map.
 func (s *Store) dropUnit(u *unit) {
-	if u.lease != "" {
-		s.unlease(u)
-	}
+	s.unlease(u)
 	if u.hidx >= 0 {
 		heap.Remove(&u.q.units, u.hidx)
 	}
 }
 
 // expire returns messages whose lease ran out to their queues.
-func (s *Store) expire(now time.Time) {
-	for len(s.leases) > 0 && !s.leases[0].leaseUntil.After(now) {
-		u := s.leases[0]
+func (s *Store) expire(now stamp) {
+	for len(s.leases) > 0 && !s.leases[0].until.after(now) {
+		u := s.leases[0].u
 		s.unlease(u)
 		s.push(u)
 	}
@@ -689,16 +714,16 @@ func (s *Store) expire(now time.Time) {
 
 func (u *unit) message() store.Message {
 	m := store.Message{
-		ID:         u.rows[0].d.MessageID(),
+		ID:         u.rows[0].messageID(),
 		WebhookID:  u.q.id,
-		Batch:      u.rows[0].d.MaxBatch > 1,
-		Lease:      u.lease,
-		Attempt:    u.rows[0].d.Attempts + 1,
+		Batch:      u.rows[0].maxBatch > 1,
+		Lease:      u.held.token,
+		Attempt:    int(u.rows[0].tries) + 1,
 		Deliveries: make([]store.Delivery, len(u.rows)),
 		Events:     make([]store.Event, len(u.rows)),
 	}
 	for i, r := range u.rows {
-		m.Deliveries[i] = r.d
+		m.Deliveries[i] = r.delivery()
 		m.Events[i] = *r.ev
 	}
 	return m
@@ -711,10 +736,10 @@ func (h unitHeap) Less(i, j int) bool { return earlier(h[i], h[j]) }
 
 // earlier orders units by due time, then by sequence.
 func earlier(a, b *unit) bool {
-	if !a.due.Equal(b.due) {
-		return a.due.Before(b.due)
+	if a.due != b.due {
+		return a.due < b.due
 	}
-	return a.rows[0].d.Seq < b.rows[0].d.Seq
+	return a.rows[0].seq < b.rows[0].seq
 }
 func (h unitHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -735,27 +760,27 @@ func (h *unitHeap) Pop() any {
 	return u
 }
 
-type leaseHeap []*unit
+type leaseHeap []*hold
 
 func (h leaseHeap) Len() int           { return len(h) }
-func (h leaseHeap) Less(i, j int) bool { return h[i].leaseUntil.Before(h[j].leaseUntil) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].until < h[j].until }
 func (h leaseHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].lidx = i
-	h[j].lidx = j
+	h[i].idx = i
+	h[j].idx = j
 }
 func (h *leaseHeap) Push(x any) {
-	u := x.(*unit)
-	u.lidx = len(*h)
-	*h = append(*h, u)
+	l := x.(*hold)
+	l.idx = len(*h)
+	*h = append(*h, l)
 }
 func (h *leaseHeap) Pop() any {
 	old := *h
-	u := old[len(old)-1]
+	l := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	u.lidx = -1
-	return u
+	l.idx = -1
+	return l
 }
 
 type queueHeap []*queue

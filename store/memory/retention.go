@@ -17,6 +17,7 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 		return store.PurgeResult{}, err
 	}
 	delivered, dead, payloads, events := cutoff(now, p.Delivered), cutoff(now, p.Dead), cutoff(now, p.Payloads), cutoff(now, p.Events)
+	stampBefore := func(t stamp, cut time.Time) bool { return before(t.Time(), cut) }
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var res store.PurgeResult
@@ -24,26 +25,25 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 	needed := map[*store.Event]bool{} // a delivery may still send the payload
 	kept := s.all[:0]
 	for _, r := range s.all {
-		d := &r.d
 		var expired bool
-		switch d.Status {
-		case store.Pending:
+		switch r.status {
+		case stPending:
 			needed[r.ev] = true
-		case store.Delivered, store.Skipped:
-			expired = before(d.UpdatedAt, delivered)
+		case stDelivered, stSkipped:
+			expired = stampBefore(r.updated, delivered)
 		default:
-			expired = before(d.UpdatedAt, dead)
+			expired = stampBefore(r.updated, dead)
 		}
 		if expired {
-			delete(s.rows, d.ID)
+			delete(s.rows, r.id)
 			res.Deliveries++
 			res.Attempts += len(r.attempts)
 			continue
 		}
 		kept = append(kept, r)
 		live[r.ev]++
-		if d.Status != store.Pending {
-			if before(d.UpdatedAt, payloads) {
+		if r.status != stPending {
+			if stampBefore(r.updated, payloads) {
 				for i := range r.attempts {
 					r.attempts[i].ResponseBody = ""
 				}
@@ -109,7 +109,7 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 				res.Attempts++
 			}
 		}
-		if r.d.Status == store.Pending {
+		if r.status == stPending {
 			s.cancel(r, now, touched)
 			res.Canceled++
 		}
@@ -120,7 +120,7 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 			continue
 		}
 		if h := c.rows[0]; h.unit == nil {
-			s.push(&unit{q: s.queue(c.key.webhook), rows: []*row{h}, due: h.d.NextAttempt, hidx: -1, lidx: -1})
+			s.push(&unit{q: s.queue(c.key.webhook), rows: []*row{h}, due: h.next, hidx: -1})
 		}
 	}
 	for _, ev := range s.events {
@@ -156,10 +156,7 @@ func (s *Store) cancel(r *row, now time.Time, touched map[*chain]struct{}) {
 		r.chain = nil
 		touched[c] = struct{}{}
 	}
-	if q := s.queues[r.d.WebhookID]; q != nil {
-		delete(q.pending, r)
-	}
-	r.d.Status = store.Canceled
-	r.d.LastError = store.ErasedReason
-	r.d.UpdatedAt = now
+	r.status = stCanceled
+	r.lastError = store.ErasedReason
+	r.updated = toStamp(now)
 }

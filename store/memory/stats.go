@@ -28,15 +28,15 @@ func (s *Store) CountDeliveries(ctx context.Context) ([]store.DeliveryCount, err
 	defer s.mu.Unlock()
 	counts := map[group]*store.DeliveryCount{}
 	for _, r := range s.all {
-		g := group{r.d.WebhookID, r.d.Status}
+		g := group{r.q.id, r.status.String()}
 		c := counts[g]
 		if c == nil {
-			c = &store.DeliveryCount{WebhookID: g.webhook, Status: g.status, Oldest: r.d.CreatedAt}
+			c = &store.DeliveryCount{WebhookID: g.webhook, Status: g.status, Oldest: r.created.Time()}
 			counts[g] = c
 		}
 		c.Count++
-		if r.d.CreatedAt.Before(c.Oldest) {
-			c.Oldest = r.d.CreatedAt
+		if t := r.created.Time(); t.Before(c.Oldest) {
+			c.Oldest = t
 		}
 	}
 	out := make([]store.DeliveryCount, 0, len(counts))
@@ -57,15 +57,15 @@ func (s *Store) Requeue(ctx context.Context, ids []string, now time.Time) (int, 
 	rows := make([]*row, 0, len(ids))
 	for _, id := range ids {
 		r, ok := s.rows[id]
-		if !ok || r.d.Status == store.Pending {
+		if !ok || r.status == stPending {
 			continue
 		}
-		if _, ok := s.webhooks[r.d.WebhookID]; !ok {
+		if _, ok := s.webhooks[r.q.id]; !ok {
 			continue
 		}
 		rows = append(rows, r)
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].d.Seq < rows[j].d.Seq })
+	sort.Slice(rows, func(i, j int) bool { return rows[i].seq < rows[j].seq })
 	rows = slices.Compact(rows)
 	for _, r := range rows {
 		s.rejoin(r, now)
@@ -78,23 +78,22 @@ func (s *Store) Requeue(ctx context.Context, ids []string, now time.Time) (int, 
 
 // rejoin makes the finished row r pending again at its place in its chain.
 func (s *Store) rejoin(r *row, now time.Time) {
-	d := &r.d
-	d.Status = store.Pending
-	d.Attempts = 0
-	d.Replayed = false
-	d.BatchID = ""
-	d.NextAttempt = now
-	d.UpdatedAt = now
-	q := s.queue(d.WebhookID)
-	q.pending[r] = struct{}{}
-	ck := chainKey{d.WebhookID, d.Tenant, d.Key}
+	r.status = stPending
+	r.tries = 0
+	r.replayed = false
+	r.batchID = ""
+	r.next = toStamp(now)
+	r.updated = r.next
+	q := s.queue(r.q.id)
+	r.q = q
+	ck := chainKey{q.id, r.ev.Tenant, r.ev.Key}
 	c := s.chains[ck]
 	if c == nil {
 		c = &chain{key: ck}
 		s.chains[ck] = c
 	}
 	r.chain = c
-	i := sort.Search(len(c.rows), func(i int) bool { return c.rows[i].d.Seq > d.Seq })
+	i := sort.Search(len(c.rows), func(i int) bool { return c.rows[i].seq > r.seq })
 	c.rows = slices.Insert(c.rows, i, r)
 	if i != 0 {
 		return // it waits for the earlier ones, like any record of its key
@@ -102,10 +101,10 @@ func (s *Store) rejoin(r *row, now time.Time) {
 	// r is the new head. The former head waits behind it again, unless it
 	// is already leased or fixed in a batch: then it cannot be held back.
 	if len(c.rows) > 1 {
-		if old := c.rows[1]; old.unit != nil && !old.unit.fixed && old.unit.lease == "" && old.unit.hidx >= 0 {
+		if old := c.rows[1]; old.unit != nil && !old.unit.fixed && old.unit.held == nil && old.unit.hidx >= 0 {
 			heap.Remove(&old.unit.q.units, old.unit.hidx)
 			old.unit = nil
 		}
 	}
-	s.push(&unit{q: q, rows: []*row{r}, due: now, hidx: -1, lidx: -1})
+	s.push(&unit{q: q, rows: []*row{r}, due: r.next, hidx: -1})
 }

@@ -65,6 +65,8 @@ func loadMigrations(fsys fs.FS) ([]Migration, error) {
 		if m == nil {
 			m = &Migration{Version: v, Name: name}
 			byVersion[v] = m
+		} else if m.Name != name {
+			return nil, fmt.Errorf("postgres: migrations %04d_%s and %04d_%s share a version", v, m.Name, v, name)
 		}
 		if dir == "up" {
 			m.up = string(body)
