@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -103,10 +104,12 @@ type ChaosReport struct {
 	TrapDeliveries, TrapAttempts, TrapConnections int
 	Traps                                         []string
 	// BreakerOpenings counts the times a receiving webhook's circuit
-	// breaker opened (known only to a run in one process).
-	BreakerOpenings     int
-	Requests            int64          // requests the receiver got
-	Faults              map[string]int // requests per fault
+	// breaker opened; -1 when not known (a run across processes).
+	BreakerOpenings int
+	Requests        int64          // requests the receiver got
+	Faults          map[string]int // requests per fault
+	// Elapsed is the whole run; Publishing the time Publish took for every
+	// change, deliveries going on meanwhile.
 	Elapsed, Publishing time.Duration
 }
 
@@ -289,7 +292,7 @@ func NewChaosWorkload(cfg ChaosConfig) *ChaosWorkload {
 			c := webhook.Change{ID: fmt.Sprintf("%sp%d-%05d", chaosIDPrefix, p, i), Table: table, Op: op,
 				Key: fmt.Sprintf("K%d", k), Old: old, New: next}
 			if op == webhook.Delete {
-				c.Old = maps(old)
+				c.Old = maps.Clone(old)
 				c.Old["seq"] = seq[k] // the record's order, where a receiver of a delete can read it
 			}
 			w.changes[p] = append(w.changes[p], c)
@@ -303,14 +306,6 @@ func NewChaosWorkload(cfg ChaosConfig) *ChaosWorkload {
 		}
 	}
 	return w
-}
-
-func maps(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Config returns the run's configuration with its defaults filled.
@@ -392,21 +387,11 @@ func (w *ChaosWorkload) Register(ctx context.Context, d *webhook.Dispatcher, tg 
 	return nil
 }
 
-// Traps returns the ids of the webhooks aimed at refused addresses.
-func (w *ChaosWorkload) Traps() []string {
-	var out []string
-	for _, h := range w.hooks {
-		if h.trap != "" {
-			out = append(out, h.def.ID)
-		}
-	}
-	return out
-}
-
 // Publish publishes every change of the run through d from Publishers
 // goroutines, each key's changes in order. Changes published before
 // create nothing, so a restarted process may publish everything again, as
-// an outbox relay does after a crash. It returns the first error.
+// an outbox relay does after a crash. A publisher stops at its first
+// error, and the others soon after; the errors are returned joined.
 func (w *ChaosWorkload) Publish(ctx context.Context, d *webhook.Dispatcher) error {
 	return w.PublishWith(ctx, 1, func(ctx context.Context, c webhook.Change) error {
 		_, err := d.Publish(ctx, c)
