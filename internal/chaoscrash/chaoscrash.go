@@ -41,10 +41,10 @@ var Points = []string{
 	"ack.before-write",
 }
 
-// hitsBefore returns how many times a child may pass the point before it
-// is killed, chosen from what it will pass at least: each child publishes
-// all the changes of the children before it again and some new ones
-// (about three messages each), and writes outcomes in batches.
+// hitsBefore returns at which pass of the point the child is killed,
+// chosen among the passes it will make at least: each child publishes the
+// changes of the children before it again and some new ones (about three
+// messages each), and writes outcomes in batches.
 func hitsBefore(rng *rand.Rand, point string, published, fresh int) int {
 	var most int
 	switch point {
