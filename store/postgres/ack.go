@@ -81,14 +81,23 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	}
 	recorded := map[[16]byte]bool{}
 	if len(leases) > 0 {
-		// One round trip: the two statements run as one implicit
-		// transaction, each with its own snapshot.
+		// One round trip, one transaction: the two statements each with a
+		// snapshot of its own. (Should one fail, the server skips the rest;
+		// the pool then drops the connection, still in the transaction.)
 		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(s.q.ackSettings)
 		b.Queue(s.q.ack, leases, mids, outcomes, nows, next, reasons, has, codes, latency, headers,
 			bodies, errs, versions, ats, attemptMIDs, anchors)
 		b.Queue(s.q.promote, anchors)
+		b.Queue("COMMIT")
 		br := s.pool.SendBatch(ctx, b)
 		err := func() error {
+			for range 2 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
 			rows, err := br.Query()
 			if err != nil {
 				return err
@@ -105,7 +114,13 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			_, err = br.Exec()
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			tag, err := br.Exec()
+			if err == nil && tag.String() != "COMMIT" {
+				err = fmt.Errorf("the ack's transaction ended with %s", tag)
+			}
 			return err
 		}()
 		if cerr := br.Close(); err == nil {

@@ -59,11 +59,14 @@ func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]s
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue(s.q.claimSettings)
 	b.Queue(s.q.pick, c.Now, c.Limit, scan, []int64{}, s.fileBatch, c.Limit, c.Now.Add(c.Lease))
 	br := conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
 	}
 	var p picked
 	err := p.read(br.Query())

@@ -50,12 +50,6 @@ func txQuerier(tx store.Tx) (querier, error) {
 	return nil, fmt.Errorf("%w: %T is neither a pgx.Tx nor a *sql.Tx", store.ErrForeignTx, raw)
 }
 
-// Enqueue stores an event and its deliveries in one statement, unless the
-// event exists.
-func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
-	return s.enqueue(ctx, pgxQ{s.pool}, e, ds, false)
-}
-
 // EnqueueTx is Enqueue inside the caller's transaction. A repeated event
 // is skipped with ON CONFLICT DO NOTHING, so it never aborts tx; the
 // wake-up NOTIFY is delivered when tx commits.

@@ -58,6 +58,7 @@ type Store struct {
 	q           queries
 	log         *slog.Logger
 	wakeups     wakeups
+	combine     combiner
 }
 
 // New returns a store that keeps its tables in opts.Schema of pool's

@@ -6,7 +6,7 @@ import "strings"
 type queries struct {
 	enqueue, enqueueOne, enqueueMany                string // for a caller's transaction: NOTIFY on commit
 	enqueueQ, enqueueOneQ, enqueueManyQ             string // for the store's own: no NOTIFY (see Store.wake)
-	wake                                            string
+	wake, claimSettings, ackSettings                string
 	pick, pickNew, successors, fixedBatches, lease  string
 	ack, promote, release, replay, replayState      string
 	saveWebhook, deleteWebhook, webhook, webhooks   string
@@ -43,6 +43,24 @@ func buildStatements(sql func(string) string) queries {
 		// is done; committing this one asynchronously keeps that short (a
 		// lost hint only delays work until the next poll).
 		wake: `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`,
+
+		// Settings for the transaction of a claim, and of an ack.
+		//
+		// Every statement of theirs is written to be answered through
+		// indexes. With sequential scans off, their plans are: a plan
+		// cached while the tables were nearly empty (a fresh install, a
+		// test) would otherwise keep scanning whole tables, once per row
+		// in a nested loop, as they grow, until autovacuum next analyzes
+		// them. Set for the transaction only, this never reaches the
+		// application's own statements on the same connections.
+		//
+		// A claim also commits without waiting for its WAL to reach the
+		// disk. A crash that loses it loses leases and filings only: the
+		// deliveries are claimed again (at least once, as after an expired
+		// lease), and any later commit that does wait (an ack, an enqueue)
+		// flushes the WAL past this one first.
+		claimSettings: `SELECT set_config('enable_seqscan', 'off', true), set_config('synchronous_commit', 'off', true)`,
+		ackSettings:   `SELECT set_config('enable_seqscan', 'off', true)`,
 
 		// One statement: the event unless it exists (live counts its
 		// deliveries, for retention), its deliveries only if the event is
