@@ -203,11 +203,10 @@ SELECT 0, 0, '', 0, NULL, (SELECT count(*) FROM filed)`
 leased AS (
     UPDATE {schema}.deliveries d
     SET lease = gen_random_uuid(), lease_until = $7
-    FROM done r, {schema}.events e
-    WHERE r.role = 'c' AND r.batch_id IS NULL AND r.max_batch <= 1
-      AND d.seq = r.seq AND e.tenant = d.tenant AND e.id = d.event_id
+    FROM done r
+    WHERE r.role = 'c' AND r.batch_id IS NULL AND r.max_batch <= 1 AND d.seq = r.seq
       AND d.seq = ANY(ARRAY(SELECT seq FROM done WHERE role = 'c'))
-    RETURNING r.ord, d.lease::text AS lease, ` + deliveryCols + `, e.table_name, e.op, e.time, e.payload::text AS payload
+    RETURNING r.ord, d.lease::text AS lease, ` + deliveryCols + `
 )`
 		// The same shape for all three kinds of row, without NULLs but
 		// for batch_id: leased rows whole; rows left to the caller with
@@ -215,8 +214,10 @@ leased AS (
 		out = `
 SELECT l.ord, l.seq, (SELECT count(*) FROM filed), l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
        l.max_batch, l.status, l.attempts, l.next_attempt, l.last_error, l.last_code, l.batch_id, l.replayed,
-       l.created_at, l.updated_at, l.table_name, l.op, l.time, l.payload
-FROM leased l
+       l.created_at, l.updated_at, e.table_name, e.op, e.time, e.payload::text
+FROM leased l CROSS JOIN LATERAL (
+    SELECT e.table_name, e.op, e.time, e.payload FROM {schema}.events e WHERE e.tenant = l.tenant AND e.id = l.event_id
+) e
 UNION ALL
 SELECT r.ord, r.seq, (SELECT count(*) FROM filed), '', r.seq, '', '', r.webhook_id, '', '', r.max_batch, '', 0,
        'epoch'::timestamptz, '', 0, r.batch_id, false, 'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''
