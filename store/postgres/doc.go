@@ -63,13 +63,17 @@
 // waits for, and waits for none of herald's, so a long import transaction
 // holds up nothing but itself. The one wait is the idempotency key: two
 // transactions publishing the same change id at once queue on it, as any
-// unique key does.
+// unique key does. (The NOTIFY a transaction sends is the exception: see
+// Notifications.)
 //
 // Order within a record follows the sequence at which deliveries were
-// inserted. Two transactions that publish changes of the same record
-// concurrently, without locking that record's row, are not ordered with
-// respect to each other; an application that updates the row before
-// publishing (UPDATE, or SELECT ... FOR UPDATE) gets its commit order.
+// inserted, among those committed when the record's next delivery is
+// chosen; one that commits after a later delivery of its record was sent
+// goes after it. Two transactions that publish changes of the same record
+// concurrently, without locking that record's row, are therefore not
+// ordered with respect to each other; an application that updates the
+// row before publishing (UPDATE, or SELECT ... FOR UPDATE) gets its commit
+// order.
 //
 // # Notifications
 //
