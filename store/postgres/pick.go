@@ -71,13 +71,13 @@ WITH hooks(webhook_id) AS (SELECT $7::text)`
 -- turns, so one webhook's backlog cannot starve another's. They are
 -- locked as they are read, so claimers running at once read past each
 -- other's rows instead of all reaching for the same ones.
-due AS (
-    SELECT c.seq, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt,
+due AS MATERIALIZED (
+    SELECT c.seq, c.lver, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt,
            row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt, c.seq) AS turn
     FROM hooks h
     LEFT JOIN {schema}.webhooks w ON w.id = h.webhook_id
     CROSS JOIN LATERAL (
-        SELECT d.seq, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt FROM {schema}.deliveries d
+        SELECT d.seq, d.xmin AS lver, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt FROM {schema}.deliveries d
         WHERE d.webhook_id = h.webhook_id AND <<due_filter>> AND d.next_attempt <= $1
           AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.seq <> ALL($4::int8[])
         ORDER BY d.next_attempt, d.seq LIMIT $3
@@ -172,11 +172,16 @@ role AS MATERIALIZED (
     FROM role0 r JOIN act a USING (ord)
     WHERE r.role IS NOT NULL
 ),
+-- The rows the due scan locked are held already, if the version it
+-- locked is the one read (else it was updated since, and the line fails).
 held AS MATERIALIZED (
+    SELECT r.seq FROM role r JOIN due l ON l.seq = r.seq AND l.lver = r.ver
+    UNION ALL
     SELECT h.seq FROM role r CROSS JOIN LATERAL (
         SELECT d.seq FROM {schema}.deliveries d WHERE d.seq = r.seq AND d.xmin = r.ver
         FOR NO KEY UPDATE SKIP LOCKED
     ) h
+    WHERE NOT EXISTS (SELECT 1 FROM due l WHERE l.seq = r.seq)
 ),
 -- The rows of lines whose every row locked.
 done AS MATERIALIZED (
