@@ -210,10 +210,12 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	att.Latency = time.Since(start)
 	failpoint.Hit("attempt.answered")
+	creds := sentCredentials(req) // a receiver may echo them; the log must not
+	err = unechoedError(err, creds, w, msg)
 	if w.mapper.Redacts() && msg != nil {
-		att.ResponseBody = snippet(w.mapper.RedactResponse(body, header.Get("Content-Type"), msg.Records))
+		att.ResponseBody = snippet(w.mapper.RedactResponse(unechoed(body, creds), header.Get("Content-Type"), msg.Records))
 	} else {
-		att.ResponseBody = snippet(body)
+		att.ResponseBody = snippet(unechoed(body, creds))
 	}
 	v := verdictFor(att.StatusCode, header, err)
 	var res store.Result

@@ -270,23 +270,28 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 				break more
 			}
 		}
-		d.writeAcks(batch)
 		// A finished head lets the next record of its key move up.
-		d.signal()
+		if d.writeAcks(batch) {
+			d.signal()
+		}
 	}
 }
 
-func (d *Dispatcher) writeAcks(rs []store.Result) {
+// writeAcks records results and reports whether the store took them (a
+// lost lease drops only its own result).
+func (d *Dispatcher) writeAcks(rs []store.Result) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	failpoint.Hit("ack.before-write")
 	if err := d.store.Ack(ctx, rs); err != nil {
 		if errors.Is(err, store.ErrLeaseLost) {
 			d.log.Warn("herald: an attempt outlived its lease; its outcome was dropped and the message will be sent again", "error", err)
-			return
+			return true
 		}
 		d.log.Error("herald: recording outcomes failed; the messages will be sent again when their leases expire", "error", err)
+		return false
 	}
+	return true
 }
 
 func (d *Dispatcher) release(lease string) {

@@ -8,15 +8,18 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test binary serve as the receiver process, as the
-// program does.
+// program does, and otherwise fails the run if a goroutine outlives the
+// tests.
 func TestMain(m *testing.M) {
 	if os.Getenv(receiverEnv) != "" {
 		os.Exit(serveReceiver(os.Stdin, os.Stdout))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // TestLoadtestRuns runs every scenario briefly, with the receiver in this

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldhr/herald/internal/chaoscrash"
 	"github.com/heraldhr/herald/internal/crashtest"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/postgres"
@@ -15,6 +16,7 @@ import (
 
 func TestMain(m *testing.M) {
 	crashtest.Child(openCrashStore) // returns at once unless this is a crash test's child
+	chaoscrash.Child(openCrashStore)
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/heraldhr/herald/internal/chaoscrash"
 	"github.com/heraldhr/herald/internal/crashtest"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/sqlite"
@@ -26,6 +27,7 @@ func TestMain(m *testing.M) {
 	crashtest.Child(func(ctx context.Context, path string) (store.Store, error) {
 		return sqlite.Open(ctx, path, sqlite.Options{})
 	})
+	chaoscrash.Child(openChaos) // returns at once unless this is a chaos crash run's child
 	goleak.VerifyTestMain(m)
 }
 

@@ -27,4 +27,31 @@
 //	rcv.Fail(2, 503)
 //	k.Publish(ctx, change)
 //	k.Settle(t, 10) // three attempts, the last delivered
+//
+// # Chaos
+//
+// [NewChaosReceiver] starts a receiver that misbehaves for a share of
+// requests in seven ways (500; 503 with Retry-After; 429; a 200 whose body
+// trickles past any timeout; no answer; a reset connection; a wrong status
+// line), each chosen by a hash of a seed, the message and its arrival
+// count, so one seed gives each message the same answers however requests
+// interleave. It verifies signatures and records every arrival. Beside it
+// listens a trap, on an address the guard refuses, that counts the
+// connections it gets.
+//
+// [RunChaos] is the reliability proof for a store: 20 webhooks over 5
+// tables (with field rules, expressions and batches) and 2 aimed at the
+// trap, 20,000 changes over 2,000 keys from 8 goroutines, the receiver
+// failing 30% of requests until every message was tried, then calm. Its
+// [ChaosReport] counts what was lost, out of order, unexpected, badly
+// signed, dead or stuck, checks the store's deliveries against the
+// expected ones, and gives every duplicate a cause; [ChaosReport.Failures]
+// lists the broken promises. Run it on your own store implementation:
+//
+//	rep := webhooktest.RunChaos(t, mystore.New(), webhooktest.ChaosConfig{Seed: 1})
+//	assert.Empty(t, rep.Failures(), rep.String())
+//
+// [ChaosWorkload] is the same work, fixed by its config, for runs that
+// span processes (a dispatcher restarted or killed): each registers the
+// same webhooks and publishes the same changes with the same ids.
 package webhooktest
