@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhr/herald/store"
 )
@@ -46,44 +47,98 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 	return out, nil
 }
 
-// claimOn runs a claim as one transaction on conn, in as few round trips
-// as it can: BEGIN and the first pick go together, and so do the lease and
-// COMMIT. A pick that had to file deliveries behind busy records and found
+// claimOn runs a claim on conn. A pick is a transaction of its own, sent
+// in one round trip with its BEGIN and COMMIT: it leases lone deliveries
+// itself. A pick that had to file deliveries behind busy records and found
 // too little is repeated over a wider window, so a long line of new
 // deliveries behind a failing record is moved aside in a few rounds, not
-// one record per claim. Batches add a round trip or two.
+// one record per claim. Batches need their rows held from the pick to the
+// lease, so when a pick saw batching work, a transaction that holds them
+// claims it.
 func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]store.Message, error) {
 	scan := s.claimScan
 	if scan == 0 {
 		scan = c.Limit
 	}
+	until := c.Now.Add(c.Lease)
+	var p picked
+	if err := s.pickAlone(ctx, conn, &p, c.Now, c.Limit, scan, nil, int64(s.fileBatch), c.Limit, until); err != nil {
+		return nil, err
+	}
+	for total := p.filed; p.filed > 0 && total < int64(s.fileBatch) && p.lines() < c.Limit; total += p.filed {
+		window := max(s.fileBatch, c.Limit)
+		if err := s.pickAlone(ctx, conn, &p, c.Now, window, window, p.seenSeqs(), int64(s.fileBatch)-total, c.Limit-p.lines(), until); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.cands) == 0 || len(p.msgs) >= c.Limit {
+		return p.msgs, nil
+	}
+	more, err := s.claimInTx(ctx, conn, store.Claim{Now: c.Now, Lease: c.Lease, Limit: c.Limit - len(p.msgs)}, scan)
+	return append(p.msgs, more...), err
+}
+
+// pickAlone runs one pick as a transaction of its own, in one round trip.
+func (s *Store) pickAlone(ctx context.Context, conn *pgx.Conn, p *picked, now time.Time, lines, scan int, exclude []int64,
+	file int64, claim int, until time.Time) error {
+	if exclude == nil {
+		exclude = []int64{}
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue(s.q.claimSettings)
+	b.Queue(s.q.pick, now, lines, scan, exclude, file, claim, until)
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	err := func() error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := p.read(br.Query()); err != nil {
+			return err
+		}
+		return commitTag(br.Exec())
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// claimInTx claims in one transaction that holds what its pick locked
+// until the lease: for batches.
+func (s *Store) claimInTx(ctx context.Context, conn *pgx.Conn, c store.Claim, scan int) ([]store.Message, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue(s.q.claimSettings)
 	b.Queue(s.q.pick, c.Now, c.Limit, scan, []int64{}, s.fileBatch, c.Limit, c.Now.Add(c.Lease))
 	br := conn.SendBatch(ctx, b)
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return nil, err
-		}
-	}
 	var p picked
-	err := p.read(br.Query())
+	err := func() error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return p.read(br.Query())
+	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	for total := p.filed; p.filed > 0 && total < int64(s.fileBatch) && p.lines() < c.Limit; total += p.filed {
-		window := max(s.fileBatch, c.Limit)
-		err := p.read(conn.Query(ctx, s.q.pick, c.Now, window, window, p.seenSeqs(), int64(s.fileBatch)-total, c.Limit-p.lines(), c.Now.Add(c.Lease)))
-		if err != nil {
-			return nil, err
-		}
-	}
 	return s.claim(ctx, conn, c, &p)
+}
+
+// commitTag checks that a transaction's COMMIT committed.
+func commitTag(tag pgconn.CommandTag, err error) error {
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("the claim's transaction ended with %s", tag)
+	}
+	return err
 }
 
 // picked collects what the picks of one claim returned: messages leased
@@ -384,10 +439,8 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if tag, err := br.Exec(); err != nil {
+	if err := commitTag(br.Exec()); err != nil {
 		return nil, err
-	} else if tag.String() != "COMMIT" {
-		return nil, fmt.Errorf("the claim's transaction ended with %s", tag)
 	}
 	out := make([]store.Message, 0, len(order))
 	for _, l := range order {

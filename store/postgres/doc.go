@@ -63,13 +63,17 @@
 // waits for, and waits for none of herald's, so a long import transaction
 // holds up nothing but itself. The one wait is the idempotency key: two
 // transactions publishing the same change id at once queue on it, as any
-// unique key does.
+// unique key does. (The NOTIFY a transaction sends is the exception: see
+// Notifications.)
 //
 // Order within a record follows the sequence at which deliveries were
-// inserted. Two transactions that publish changes of the same record
-// concurrently, without locking that record's row, are not ordered with
-// respect to each other; an application that updates the row before
-// publishing (UPDATE, or SELECT ... FOR UPDATE) gets its commit order.
+// inserted, among those committed when the record's next delivery is
+// chosen; one that commits after a later delivery of its record was sent
+// goes after it. Two transactions that publish changes of the same record
+// concurrently, without locking that record's row, are therefore not
+// ordered with respect to each other; an application that updates the
+// row before publishing (UPDATE, or SELECT ... FOR UPDATE) gets its commit
+// order.
 //
 // # Notifications
 //
@@ -126,11 +130,18 @@
 //     index, so the update can be HOT: the delivery is written once to be
 //     leased and once to be finished.
 //
-// For a batching webhook a second step gathers further records' next
-// deliveries, each followed by the due ones behind it, into a batch of up
-// to MaxBatch whose members and UUIDv7 id are fixed then; a retry sends the
-// same members under the same id. The lease and COMMIT go in one round
-// trip.
+// That statement is a transaction of its own, sent in one round trip with
+// its BEGIN and COMMIT. The claim commits without waiting for its WAL to
+// reach the disk: a crash that loses it loses leases and filings only,
+// which the deliveries' next claim redoes, and any later commit that does
+// wait (an ack, an enqueue) flushes the WAL past it first.
+//
+// Batches need their rows held from the pick to the lease, so when a pick
+// saw a batching webhook's work, a transaction of its own claims it: the
+// pick again, then for each batch further records' next deliveries, each
+// followed by the due ones behind it, up to MaxBatch, whose members and
+// UUIDv7 id are fixed then; a retry sends the same members under the same
+// id. The lease and COMMIT go in one round trip.
 //
 // Waiting deliveries are in no claim index, so a long line behind a
 // failing record costs a claim nothing once filed; a claim that files

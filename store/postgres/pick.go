@@ -71,13 +71,13 @@ WITH hooks(webhook_id) AS (SELECT $7::text)`
 -- turns, so one webhook's backlog cannot starve another's. They are
 -- locked as they are read, so claimers running at once read past each
 -- other's rows instead of all reaching for the same ones.
-due AS (
-    SELECT c.seq, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt,
+due AS MATERIALIZED (
+    SELECT c.seq, c.lver, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt,
            row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt, c.seq) AS turn
     FROM hooks h
     LEFT JOIN {schema}.webhooks w ON w.id = h.webhook_id
     CROSS JOIN LATERAL (
-        SELECT d.seq, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt FROM {schema}.deliveries d
+        SELECT d.seq, d.xmin AS lver, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt FROM {schema}.deliveries d
         WHERE d.webhook_id = h.webhook_id AND <<due_filter>> AND d.next_attempt <= $1
           AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.seq <> ALL($4::int8[])
         ORDER BY d.next_attempt, d.seq LIMIT $3
@@ -172,11 +172,16 @@ role AS MATERIALIZED (
     FROM role0 r JOIN act a USING (ord)
     WHERE r.role IS NOT NULL
 ),
+-- The rows the due scan locked are held already, if the version it
+-- locked is the one read (else it was updated since, and the line fails).
 held AS MATERIALIZED (
+    SELECT r.seq FROM role r JOIN due l ON l.seq = r.seq AND l.lver = r.ver
+    UNION ALL
     SELECT h.seq FROM role r CROSS JOIN LATERAL (
         SELECT d.seq FROM {schema}.deliveries d WHERE d.seq = r.seq AND d.xmin = r.ver
         FOR NO KEY UPDATE SKIP LOCKED
     ) h
+    WHERE NOT EXISTS (SELECT 1 FROM due l WHERE l.seq = r.seq)
 ),
 -- The rows of lines whose every row locked.
 done AS MATERIALIZED (
@@ -203,11 +208,10 @@ SELECT 0, 0, '', 0, NULL, (SELECT count(*) FROM filed)`
 leased AS (
     UPDATE {schema}.deliveries d
     SET lease = gen_random_uuid(), lease_until = $7
-    FROM done r, {schema}.events e
-    WHERE r.role = 'c' AND r.batch_id IS NULL AND r.max_batch <= 1
-      AND d.seq = r.seq AND e.tenant = d.tenant AND e.id = d.event_id
+    FROM done r
+    WHERE r.role = 'c' AND r.batch_id IS NULL AND r.max_batch <= 1 AND d.seq = r.seq
       AND d.seq = ANY(ARRAY(SELECT seq FROM done WHERE role = 'c'))
-    RETURNING r.ord, d.lease::text AS lease, ` + deliveryCols + `, e.table_name, e.op, e.time, e.payload::text AS payload
+    RETURNING r.ord, d.lease::text AS lease, ` + deliveryCols + `
 )`
 		// The same shape for all three kinds of row, without NULLs but
 		// for batch_id: leased rows whole; rows left to the caller with
@@ -215,8 +219,10 @@ leased AS (
 		out = `
 SELECT l.ord, l.seq, (SELECT count(*) FROM filed), l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
        l.max_batch, l.status, l.attempts, l.next_attempt, l.last_error, l.last_code, l.batch_id, l.replayed,
-       l.created_at, l.updated_at, l.table_name, l.op, l.time, l.payload
-FROM leased l
+       l.created_at, l.updated_at, e.table_name, e.op, e.time, e.payload::text
+FROM leased l CROSS JOIN LATERAL (
+    SELECT e.table_name, e.op, e.time, e.payload FROM {schema}.events e WHERE e.tenant = l.tenant AND e.id = l.event_id
+) e
 UNION ALL
 SELECT r.ord, r.seq, (SELECT count(*) FROM filed), '', r.seq, '', '', r.webhook_id, '', '', r.max_batch, '', 0,
        'epoch'::timestamptz, '', 0, r.batch_id, false, 'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''
