@@ -362,6 +362,7 @@ type TokenError struct {
 	Err        error  // the network or timeout error, if any
 }
 
+// Error describes the failed token request without the server's answer.
 func (e *TokenError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "oauth2 token from %s", e.TokenURL)

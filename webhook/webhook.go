@@ -226,6 +226,7 @@ type DeliveryError struct {
 	Err        error  // the transport error, or nil for an unwelcome status
 }
 
+// Error describes the attempt, with the URL redacted.
 func (e *DeliveryError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("attempt %d to %s: %v", e.Attempt, e.URL, e.Err)
@@ -233,4 +234,5 @@ func (e *DeliveryError) Error() string {
 	return fmt.Sprintf("attempt %d to %s: status %d", e.Attempt, e.URL, e.StatusCode)
 }
 
+// Unwrap returns the transport error, or nil for an unwelcome status.
 func (e *DeliveryError) Unwrap() error { return e.Err }
