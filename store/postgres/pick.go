@@ -95,7 +95,9 @@ pick AS MATERIALIZED (
 -- What each line's decision reads: its heads, its new deliveries (up to
 -- $5 + 1 here), or the replay itself. A head is a delivery of phase 1, or
 -- a new one under a lease (a claim leases a lone delivery without
--- changing its phase, so the update touches no index).
+-- changing its phase, so the update touches no index). Heads of phase 1
+-- are looked for only when the snapshot holds any (one probe of a small
+-- index): while every record's deliveries succeed, none does.
 front0 AS MATERIALIZED (
     SELECT p.ord, f.seq, f.xmin AS ver, f.phase, f.lease IS NOT NULL AS leased, f.webhook_id, f.max_batch, f.batch_id,
            f.next_attempt <= $1 AND (f.lease_until IS NULL OR f.lease_until <= $1) AS ready
@@ -106,6 +108,7 @@ front0 AS MATERIALIZED (
         SELECT x.seq, x.xmin, x.phase, x.lease, x.webhook_id, x.max_batch, x.batch_id, x.next_attempt, x.lease_until
         FROM {schema}.deliveries x
         WHERE p.phase <> 3 AND x.webhook_id = p.webhook_id AND x.tenant = p.tenant AND x.key = p.key AND x.phase = 1
+          AND (SELECT true FROM {schema}.deliveries WHERE phase = 1 ORDER BY webhook_id, tenant, key, seq LIMIT 1)
         UNION ALL
         (SELECT x.seq, x.xmin, x.phase, x.lease, x.webhook_id, x.max_batch, x.batch_id, x.next_attempt, x.lease_until
          FROM {schema}.deliveries x
