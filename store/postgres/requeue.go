@@ -64,7 +64,7 @@ SELECT count(*) FROM (
 // The other requeued deliveries of the line wait (2) behind it.
 const requeueSQL = `
 WITH cand AS MATERIALIZED (
-    SELECT d.seq FROM {schema}.deliveries d
+    SELECT d.seq, d.id FROM {schema}.deliveries d
     WHERE d.id = ANY($1::text[]) AND d.phase IS NULL
       AND EXISTS (SELECT 1 FROM {schema}.webhooks w WHERE w.id = d.webhook_id)
       AND EXISTS (SELECT 1 FROM {schema}.events e WHERE e.tenant = d.tenant AND e.id = d.event_id AND e.payload IS NOT NULL)
@@ -74,11 +74,9 @@ WITH cand AS MATERIALIZED (
     WHERE d.seq = ANY(ARRAY(SELECT seq FROM cand)) AND d.phase IS NULL
     ORDER BY d.seq
     FOR NO KEY UPDATE SKIP LOCKED
-), lines AS MATERIALIZED (
-    SELECT webhook_id, tenant, key, min(seq) AS first FROM t GROUP BY webhook_id, tenant, key
 ), snap AS MATERIALIZED (
     SELECT l.webhook_id, l.tenant, l.key, x.seq
-    FROM lines l CROSS JOIN LATERAL (
+    FROM (SELECT DISTINCT webhook_id, tenant, key FROM t) l CROSS JOIN LATERAL (
         SELECT x.seq FROM {schema}.deliveries x
         WHERE x.webhook_id = l.webhook_id AND x.tenant = l.tenant AND x.key = l.key AND x.phase = 0
         UNION ALL
@@ -95,39 +93,49 @@ WITH cand AS MATERIALIZED (
     ORDER BY d.seq
     FOR NO KEY UPDATE SKIP LOCKED
 ), busy AS MATERIALIZED (
-    SELECT s.seq, s.webhook_id, s.tenant, s.key FROM snap s WHERE NOT EXISTS (SELECT 1 FROM got g WHERE g.seq = s.seq)
-), line AS MATERIALIZED (
-    SELECT l.webhook_id, l.tenant, l.key, l.first, CASE
-        WHEN x.earliest < l.first THEN 2
-        WHEN coalesce(x.held, false) THEN 3
-        ELSE 0 END AS lead
-    FROM lines l LEFT JOIN (
-        SELECT webhook_id, tenant, key, min(seq) AS earliest, bool_or(leased OR (phase = 1 AND batched)) AS held
-        FROM got WHERE phase IS NOT NULL GROUP BY webhook_id, tenant, key
-    ) x USING (webhook_id, tenant, key)
-    WHERE NOT EXISTS (SELECT 1 FROM busy b WHERE b.webhook_id = l.webhook_id AND b.tenant = l.tenant AND b.key = l.key)
+    SELECT s.seq, s.webhook_id, s.tenant, s.key FROM snap s WHERE s.seq NOT IN (SELECT seq FROM got)
+), lined AS MATERIALIZED (
+    -- Every row of the lines, with what its line's decision needs: phase
+    -- -1 marks a row held by someone else.
+    SELECT r.*,
+        min(r.seq) FILTER (WHERE r.target) OVER w AS first,
+        coalesce(min(r.seq) FILTER (WHERE NOT r.target AND r.phase >= 0) OVER w < min(r.seq) FILTER (WHERE r.target) OVER w,
+                 false) AS behind,
+        coalesce(bool_or(r.leased OR (r.phase = 1 AND r.batched)) FILTER (WHERE NOT r.target) OVER w, false) AS held,
+        coalesce(bool_or(r.phase = -1) OVER w, false) AS busy
+    FROM (
+        SELECT seq, id, webhook_id, tenant, key, true AS target, NULL::smallint AS phase, false AS leased, false AS batched,
+               max_batch, pos FROM t
+        UNION ALL
+        SELECT seq, NULL, webhook_id, tenant, key, false, phase, leased, batched, 0, NULL FROM got WHERE phase IS NOT NULL
+        UNION ALL
+        SELECT seq, NULL, webhook_id, tenant, key, false, -1, false, false, 0, NULL FROM busy
+    ) r
+    WINDOW w AS (PARTITION BY r.webhook_id, r.tenant, r.key)
+), plan AS MATERIALIZED (
+    -- The requeued rows' new phases, and the line's rows a requeued one
+    -- now leads: its heads move back (2); its new ones are rewritten as
+    -- they are.
+    SELECT seq, target, phase AS was, CASE
+        WHEN NOT target OR seq <> first OR behind THEN 2
+        WHEN held THEN 3
+        ELSE 0 END AS phase,
+        CASE WHEN target AND seq = first AND NOT behind AND held AND max_batch > 1 THEN ($2::text[])[pos] END AS batch_id
+    FROM lined
+    WHERE NOT busy AND (target OR (phase IN (0, 1) AND NOT behind AND NOT held))
 ), req AS (
-    UPDATE {schema}.deliveries d SET status = 'pending',
-        phase = CASE WHEN d.seq = l.first THEN l.lead ELSE 2 END,
-        attempts = 0, replayed = false, next_attempt = $3, updated_at = $3, scrubbed = false,
-        lease = NULL, lease_until = NULL,
-        batch_id = CASE WHEN d.seq = l.first AND l.lead = 3 AND d.max_batch > 1 THEN ($2::text[])[t.pos] END
-    FROM t JOIN line l USING (webhook_id, tenant, key)
-    WHERE d.seq = t.seq AND d.seq = ANY(ARRAY(SELECT seq FROM t))
+    UPDATE {schema}.deliveries d SET status = 'pending', phase = p.phase, attempts = 0, replayed = false,
+        next_attempt = $3, updated_at = $3, scrubbed = false, lease = NULL, lease_until = NULL, batch_id = p.batch_id
+    FROM plan p WHERE p.target AND d.seq = p.seq
     RETURNING d.seq
 ), moved AS (
-    UPDATE {schema}.deliveries d SET phase = CASE WHEN g.phase = 1 THEN 2 ELSE g.phase END
-    FROM got g JOIN line l USING (webhook_id, tenant, key)
-    WHERE l.lead = 0 AND g.phase IN (0, 1) AND d.seq = g.seq AND d.seq = ANY(ARRAY(SELECT seq FROM got))
+    UPDATE {schema}.deliveries d SET phase = CASE WHEN p.was = 1 THEN 2 ELSE p.was END
+    FROM plan p WHERE NOT p.target AND d.seq = p.seq
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM req),
        ARRAY(SELECT seq FROM busy UNION SELECT seq FROM cand WHERE seq NOT IN (SELECT seq FROM t)),
-       ARRAY(SELECT d.id FROM {schema}.deliveries d WHERE d.seq = ANY(ARRAY(
-           SELECT seq FROM cand WHERE seq NOT IN (SELECT seq FROM t)
-           UNION ALL
-           SELECT t.seq FROM t WHERE NOT EXISTS (SELECT 1 FROM line l
-               WHERE l.webhook_id = t.webhook_id AND l.tenant = t.tenant AND l.key = t.key)))),
+       ARRAY(SELECT id FROM cand WHERE seq NOT IN (SELECT seq FROM t) UNION ALL SELECT id FROM lined WHERE target AND busy),
        (SELECT count(*) FROM moved),
        (SELECT count(*) FROM (SELECT pg_notify($4, $5) FROM req LIMIT 1) n)`
 

@@ -208,6 +208,84 @@ func TestRequeueBesideADeliveryInFlight(t *testing.T) {
 	}
 }
 
+// A delivery requeued behind an earlier one that is pending waits for it,
+// even when that one is in flight.
+func TestRequeueBehindAnEarlierPendingOne(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, 0)
+	s := newRQ(t, postgrestest.NewStore(t, pool), "wh")
+	first := s.publish("wh", "E1", 0)
+	second := s.publish("wh", "E1", 0)
+	for range 2 {
+		ms := s.claim(10)
+		require.Len(t, ms, 1)
+		s.ack(ms[0], store.OutcomeDead)
+	}
+	require.Equal(t, 1, s.requeue(first))
+	held := s.claim(10)
+	require.Equal(t, []string{first}, memberIDs(held...))
+	require.Equal(t, 1, s.requeue(second))
+	assert.Empty(t, s.claim(10), "the second waits for the first, in flight")
+	s.ack(held[0], store.OutcomeDelivered)
+	assert.Equal(t, []string{second}, memberIDs(s.claim(10)...))
+}
+
+// A row of the line that someone else holds (here a transaction of the
+// test) makes Requeue wait for it, and then decide on what it finds: the
+// head it could not lock before moves back behind the requeued delivery.
+func TestRequeueWaitsForRowsHeldElsewhere(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, 0)
+	s := newRQ(t, postgrestest.NewStore(t, pool), "wh")
+	ctx := t.Context()
+	dead := s.publish("wh", "E1", 0)
+	ms := s.claim(10)
+	s.ack(ms[0], store.OutcomeDead)
+	head := s.publish("wh", "E1", 0)
+	ms = s.claim(10)
+	require.Equal(t, []string{head}, memberIDs(ms...))
+	s.ack(ms[0], store.OutcomeRetry) // a head, due again, nobody holds it
+
+	schema := pgx.Identifier{s.Schema()}.Sanitize()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT 1 FROM `+schema+`.deliveries WHERE id = $1 FOR UPDATE`, head)
+	require.NoError(t, err)
+
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.Requeue(ctx, []string{dead}, s.now)
+		done <- result{n, err}
+	}()
+	deadline := time.After(20 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case r := <-done:
+			t.Fatalf("Requeue returned (%d, %v) while a row of the line was held elsewhere", r.n, r.err)
+		case <-deadline:
+			t.Fatal("Requeue never waited for the held row")
+		default:
+		}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND position($1 in query) > 0 AND position('FOR NO KEY UPDATE) x' in query) > 0`,
+			schema).Scan(&waiting))
+	}
+	require.NoError(t, tx.Commit(ctx))
+	select {
+	case r := <-done:
+		require.NoError(t, r.err)
+		assert.Equal(t, 1, r.n)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Requeue did not finish once the row was free")
+	}
+	assert.Equal(t, []string{dead}, memberIDs(s.claim(10)...), "the requeued delivery goes first, the former head waits")
+}
+
 // A delivery whose payload was erased is not requeued: it would be sent
 // without its record.
 func TestRequeueSkipsErasedPayloads(t *testing.T) {
@@ -610,4 +688,76 @@ func TestRecoverInOrder(t *testing.T) {
 	for _, key := range keys {
 		assert.Equal(t, []float64{0, 1, 2, 3, 4}, seqs[key], "key %s", key)
 	}
+}
+
+// BenchmarkRequeuePage pairs the two ways Recover can resend a page of 500
+// dead deliveries (one per record, behind a backlog of 20,000 pending ones
+// on 2,000 other records): Requeue, in order, and Replay one by one,
+// which Recover used before. Each iteration times both on the same rows,
+// so they see the same load; it reports microseconds per delivery for
+// each and requeue-pct-of-replay, the time of one as a percentage of the
+// other.
+//
+//	HERALD_TEST_POSTGRES_URL=... go test -run '^$' -bench RequeuePage -benchtime 10x ./store/postgres
+func BenchmarkRequeuePage(b *testing.B) {
+	pool := postgrestest.Pool(b, 0)
+	s := postgrestest.NewStore(b, pool)
+	ctx := context.Background()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, rq0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	enqueue := func(n int, key func(i int) string) []string {
+		var es []store.EventWithDeliveries
+		var ids []string
+		for i := range n {
+			id := uuid.Must(uuid.NewV7()).String()
+			ids = append(ids, id)
+			es = append(es, store.EventWithDeliveries{
+				Event: store.Event{ID: uuid.Must(uuid.NewV7()).String(), Table: "employee", Op: "UPDATE", Key: key(i), Time: rq0,
+					Payload: json.RawMessage(`{"a":1}`)},
+				Deliveries: []store.Delivery{{ID: id, WebhookID: "wh", NextAttempt: rq0.Add(time.Hour), CreatedAt: rq0}}})
+		}
+		for part := range slices.Chunk(es, 1000) {
+			if _, err := s.EnqueueMany(ctx, part); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return ids
+	}
+	page := enqueue(500, func(i int) string { return fmt.Sprintf("D%d", i) })
+	enqueue(20000, func(i int) string { return fmt.Sprintf("B%d", i%2000) })
+	schema := pgx.Identifier{s.Schema()}.Sanitize()
+	bury := func() {
+		if _, err := pool.Exec(ctx, `UPDATE `+schema+`.deliveries SET status = 'dead', phase = NULL, lease = NULL, lease_until = NULL,
+			replayed = false, batch_id = NULL WHERE id = ANY($1)`, page); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var requeue, replay time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range 2 {
+			bury()
+			start := time.Now()
+			if (i+j)%2 == 0 {
+				n, err := s.Requeue(ctx, page, rq0)
+				if err != nil || n != len(page) {
+					b.Fatalf("requeued %d of %d: %v", n, len(page), err)
+				}
+				requeue += time.Since(start)
+				continue
+			}
+			for _, id := range page {
+				if err := s.Replay(ctx, id, rq0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			replay += time.Since(start)
+		}
+	}
+	per := float64(b.N * len(page))
+	b.ReportMetric(float64(requeue.Microseconds())/per, "requeue-us")
+	b.ReportMetric(float64(replay.Microseconds())/per, "replay-us")
+	b.ReportMetric(100*float64(requeue)/float64(replay), "requeue-pct-of-replay")
 }
