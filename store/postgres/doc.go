@@ -216,4 +216,27 @@
 // partial index (events.live counts an event's deliveries). Erase cancels
 // the selected pending deliveries and erases payloads and attempt bodies in
 // one transaction. Migration 2 adds what both need.
+//
+// # Recovery in order and the audit trail
+//
+// The store implements store.Auditor (migration 3 adds its table) and
+// store.Requeuer, so Dispatcher.Recover puts recovered deliveries back
+// into their record lines. Each pass of Requeue is one transaction, in one
+// round trip, that locks what it reads without waiting; a line of which a
+// claim or an ack holds a row at that moment is left for another pass,
+// which runs once those rows are free (Requeue waits for them holding
+// nothing), so Requeue never deadlocks with acks. A claim that read a line
+// before a Requeue committed finds the line's rows changed and leaves it
+// alone.
+//
+// A requeued delivery that comes first in its record goes out at once even
+// while a later one is in flight, or fixed in a batch awaiting its retry
+// (that one is not held back). A record's line sends only its head, so the
+// requeued one travels on its own, beside the one in flight, like a replay
+// though not marked as one. The record's deliveries waiting behind the one
+// in flight move up when that one finishes, even if the requeued one has
+// not finished yet; the memory and SQLite stores hold them until both
+// have.
+// Deliveries whose payload was purged or erased are not requeued, as
+// Replay refuses them.
 package postgres
