@@ -221,13 +221,12 @@
 //
 // The store implements store.Auditor (migration 3 adds its table) and
 // store.Requeuer, so Dispatcher.Recover puts recovered deliveries back
-// into their record lines. Each pass of Requeue is one transaction, in one
-// round trip, that locks what it reads without waiting; a line of which a
-// claim or an ack holds a row at that moment is left for another pass,
-// which runs once those rows are free (Requeue waits for them holding
-// nothing), so Requeue never deadlocks with acks. A claim that read a line
-// before a Requeue committed finds the line's rows changed and leaves it
-// alone.
+// into their record lines. Requeue is one transaction, in one round trip,
+// that locks what it reads without waiting; if a claim or an ack holds one
+// of those rows at that moment, it changes nothing, waits until the rows
+// are free holding nothing, and runs again, so it never deadlocks with
+// acks. A claim that read a line before a Requeue committed finds the
+// line's rows changed and leaves it alone.
 //
 // A requeued delivery that comes first in its record goes out at once even
 // while a later one is in flight, or fixed in a batch awaiting its retry

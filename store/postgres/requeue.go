@@ -34,14 +34,13 @@ SELECT count(*) FROM (
 // It locks what its decision reads without waiting (SKIP LOCKED): the
 // deliveries to requeue (finished, their webhook still there, their
 // payload neither purged nor erased) and every pending delivery of their
-// lines, at their latest versions. A line of which a row is held by
-// someone else (a claim or an ack at work on it) is left alone: the
-// statement returns the seqs of the rows it could not lock and the ids of
-// the deliveries it left, for the caller to wait for those rows, holding
-// nothing, and try again. So it never waits for a lock while it holds
-// one, and cannot deadlock with acks, which lock their rows in no
-// particular order; acks and claims that reach the rows it locked wait for
-// it, and then see what it did.
+// lines, at their latest versions. Should any of these rows be held by
+// someone else (a claim or an ack at work on it), it changes nothing and
+// returns the seqs of those rows, for the caller to wait for them, holding
+// nothing, and try again. So it never waits for a lock while it holds one,
+// and cannot deadlock with acks, which lock their rows in no particular
+// order; acks and claims that reach the rows it locked wait for it, and
+// then see what it did.
 //
 // For each line, the earliest requeued delivery becomes:
 //
@@ -93,23 +92,23 @@ WITH cand AS MATERIALIZED (
     ORDER BY d.seq
     FOR NO KEY UPDATE SKIP LOCKED
 ), busy AS MATERIALIZED (
-    SELECT s.seq, s.webhook_id, s.tenant, s.key FROM snap s WHERE s.seq NOT IN (SELECT seq FROM got)
+    SELECT s.seq FROM snap s WHERE s.seq NOT IN (SELECT seq FROM got)
+), stop AS MATERIALIZED (
+    -- Anything held by someone else: then nothing is changed, and the
+    -- caller tries again once it is free.
+    SELECT EXISTS (SELECT 1 FROM busy) OR EXISTS (SELECT 1 FROM cand WHERE seq NOT IN (SELECT seq FROM t)) AS stop
 ), lined AS MATERIALIZED (
-    -- Every row of the lines, with what its line's decision needs: phase
-    -- -1 marks a row held by someone else.
+    -- Every row of the lines, with what its line's decision needs.
     SELECT r.*,
         min(r.seq) FILTER (WHERE r.target) OVER w AS first,
         coalesce(min(r.seq) FILTER (WHERE NOT r.target AND r.phase >= 0) OVER w < min(r.seq) FILTER (WHERE r.target) OVER w,
                  false) AS behind,
-        coalesce(bool_or(r.leased OR (r.phase = 1 AND r.batched)) FILTER (WHERE NOT r.target) OVER w, false) AS held,
-        coalesce(bool_or(r.phase = -1) OVER w, false) AS busy
+        coalesce(bool_or(r.leased OR (r.phase = 1 AND r.batched)) FILTER (WHERE NOT r.target) OVER w, false) AS held
     FROM (
         SELECT seq, id, webhook_id, tenant, key, true AS target, NULL::smallint AS phase, false AS leased, false AS batched,
                max_batch, pos FROM t
         UNION ALL
         SELECT seq, NULL, webhook_id, tenant, key, false, phase, leased, batched, 0, NULL FROM got WHERE phase IS NOT NULL
-        UNION ALL
-        SELECT seq, NULL, webhook_id, tenant, key, false, -1, false, false, 0, NULL FROM busy
     ) r
     WINDOW w AS (PARTITION BY r.webhook_id, r.tenant, r.key)
 ), plan AS MATERIALIZED (
@@ -122,7 +121,7 @@ WITH cand AS MATERIALIZED (
         ELSE 0 END AS phase,
         CASE WHEN target AND seq = first AND NOT behind AND held AND max_batch > 1 THEN ($2::text[])[pos] END AS batch_id
     FROM lined
-    WHERE NOT busy AND (target OR (phase IN (0, 1) AND NOT behind AND NOT held))
+    WHERE NOT (SELECT stop FROM stop) AND (target OR (phase IN (0, 1) AND NOT behind AND NOT held))
 ), req AS (
     UPDATE {schema}.deliveries d SET status = 'pending', phase = p.phase, attempts = 0, replayed = false,
         next_attempt = $3, updated_at = $3, scrubbed = false, lease = NULL, lease_until = NULL, batch_id = p.batch_id
@@ -135,7 +134,6 @@ WITH cand AS MATERIALIZED (
 )
 SELECT (SELECT count(*) FROM req),
        ARRAY(SELECT seq FROM busy UNION SELECT seq FROM cand WHERE seq NOT IN (SELECT seq FROM t)),
-       ARRAY(SELECT id FROM cand WHERE seq NOT IN (SELECT seq FROM t) UNION ALL SELECT id FROM lined WHERE target AND busy),
        (SELECT count(*) FROM moved),
        (SELECT count(*) FROM (SELECT pg_notify($4, $5) FROM req LIMIT 1) n)`
 
@@ -144,15 +142,12 @@ SELECT (SELECT count(*) FROM req),
 const requeueWaitSQL = `SELECT count(*) FROM (SELECT 1 FROM {schema}.deliveries WHERE seq = $1 FOR NO KEY UPDATE) x`
 
 // Requeue makes finished deliveries pending again inside their record
-// lines (see store.Requeuer).
+// lines (see store.Requeuer), in one transaction sent in one round trip.
 //
-// Each pass is one transaction, sent in one round trip, that requeues the
-// deliveries of every line it could lock (see requeueSQL). Should a row of
-// a line be held by a claim or an ack at that moment, the pass leaves
-// that line alone; Requeue then waits until those rows are free, holding
-// nothing, and requeues what is left in another pass. A crash leaves each
-// delivery either requeued or not. Deliveries whose payload was purged or
-// erased are skipped, as Replay refuses them.
+// The transaction changes nothing if a row it must read is held by a claim
+// or an ack at that moment (see requeueSQL); Requeue then waits until
+// those rows are free, holding nothing, and runs it again. Deliveries
+// whose payload was purged or erased are skipped, as Replay refuses them.
 //
 // A requeued delivery that must go out beside a later delivery already in
 // flight (or fixed in a batch awaiting its retry) travels on its own, as a
@@ -160,30 +155,29 @@ const requeueWaitSQL = `SELECT count(*) FROM (SELECT 1 FROM {schema}.deliveries 
 // behind the one in flight move up when that one finishes, even if this
 // one has not finished yet.
 func (s *Store) Requeue(ctx context.Context, ids []string, now time.Time) (int, error) {
-	total := 0
-	for len(ids) > 0 {
+	for {
 		if err := ctx.Err(); err != nil {
-			return total, err
+			return 0, err
 		}
-		n, busy, left, err := s.requeueOnce(ctx, ids, now)
-		total += n
+		n, busy, err := s.requeueOnce(ctx, ids, now)
 		if err != nil {
-			return total, fmt.Errorf("postgres: requeue: %w", err)
+			return 0, fmt.Errorf("postgres: requeue: %w", err)
+		}
+		if len(busy) == 0 {
+			return n, nil
 		}
 		for _, seq := range busy {
 			var x int64
 			if err := s.pool.QueryRow(ctx, s.sql(requeueWaitSQL), seq).Scan(&x); err != nil {
-				return total, fmt.Errorf("postgres: requeue: %w", err)
+				return 0, fmt.Errorf("postgres: requeue: %w", err)
 			}
 		}
-		ids = left
 	}
-	return total, nil
 }
 
-// requeueOnce runs one pass: it returns how many deliveries it requeued,
-// the rows it found held by others, and the ids it left for another pass.
-func (s *Store) requeueOnce(ctx context.Context, ids []string, now time.Time) (int, []int64, []string, error) {
+// requeueOnce runs the transaction once: it returns how many deliveries it
+// requeued, or the rows it found held by others (then it changed nothing).
+func (s *Store) requeueOnce(ctx context.Context, ids []string, now time.Time) (int, []int64, error) {
 	batchIDs := make([]string, len(ids))
 	for i := range batchIDs {
 		batchIDs[i] = uuid.Must(uuid.NewV7()).String()
@@ -197,7 +191,6 @@ func (s *Store) requeueOnce(ctx context.Context, ids []string, now time.Time) (i
 	var (
 		n, moved, notified int64
 		busy               []int64
-		left               []string
 	)
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
@@ -206,7 +199,7 @@ func (s *Store) requeueOnce(ctx context.Context, ids []string, now time.Time) (i
 				return err
 			}
 		}
-		if err := br.QueryRow().Scan(&n, &busy, &left, &moved, &notified); err != nil {
+		if err := br.QueryRow().Scan(&n, &busy, &moved, &notified); err != nil {
 			return err
 		}
 		tag, err := br.Exec()
@@ -219,7 +212,7 @@ func (s *Store) requeueOnce(ctx context.Context, ids []string, now time.Time) (i
 		err = cerr
 	}
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, err
 	}
-	return int(n), busy, left, nil
+	return int(n), busy, nil
 }

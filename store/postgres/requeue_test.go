@@ -231,18 +231,22 @@ func TestRequeueBehindAnEarlierPendingOne(t *testing.T) {
 }
 
 // A row of the line that someone else holds (here a transaction of the
-// test) makes Requeue wait for it, and then decide on what it finds: the
-// head it could not lock before moves back behind the requeued delivery.
+// test) makes Requeue wait for it, changing nothing meanwhile (not even
+// another record's delivery: a call is all or nothing), and then decide on
+// what it finds: the head it could not lock before moves back behind the
+// requeued delivery.
 func TestRequeueWaitsForRowsHeldElsewhere(t *testing.T) {
 	t.Parallel()
 	pool := postgrestest.Pool(t, 0)
 	s := newRQ(t, postgrestest.NewStore(t, pool), "wh")
 	ctx := t.Context()
 	dead := s.publish("wh", "E1", 0)
-	ms := s.claim(10)
-	s.ack(ms[0], store.OutcomeDead)
+	other := s.publish("wh", "E2", 0)
+	for _, m := range s.claim(10) {
+		s.ack(m, store.OutcomeDead)
+	}
 	head := s.publish("wh", "E1", 0)
-	ms = s.claim(10)
+	ms := s.claim(10)
 	require.Equal(t, []string{head}, memberIDs(ms...))
 	s.ack(ms[0], store.OutcomeRetry) // a head, due again, nobody holds it
 
@@ -259,7 +263,7 @@ func TestRequeueWaitsForRowsHeldElsewhere(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		n, err := s.Requeue(ctx, []string{dead}, s.now)
+		n, err := s.Requeue(ctx, []string{dead, other}, s.now)
 		done <- result{n, err}
 	}()
 	deadline := time.After(20 * time.Second)
@@ -275,15 +279,18 @@ func TestRequeueWaitsForRowsHeldElsewhere(t *testing.T) {
 			WHERE wait_event_type = 'Lock' AND position($1 in query) > 0 AND position('FOR NO KEY UPDATE) x' in query) > 0`,
 			schema).Scan(&waiting))
 	}
+	d, err := s.Delivery(ctx, other)
+	require.NoError(t, err)
+	assert.Equal(t, store.Dead, d.Status, "nothing is requeued while the call waits")
 	require.NoError(t, tx.Commit(ctx))
 	select {
 	case r := <-done:
 		require.NoError(t, r.err)
-		assert.Equal(t, 1, r.n)
+		assert.Equal(t, 2, r.n)
 	case <-time.After(20 * time.Second):
 		t.Fatal("Requeue did not finish once the row was free")
 	}
-	assert.Equal(t, []string{dead}, memberIDs(s.claim(10)...), "the requeued delivery goes first, the former head waits")
+	assert.Equal(t, sorted(dead, other), memberIDs(s.claim(10)...), "the requeued deliveries go first, the former head waits")
 }
 
 // A delivery whose payload was erased is not requeued: it would be sent
