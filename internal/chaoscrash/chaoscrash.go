@@ -296,6 +296,7 @@ func Run(t *testing.T, cfg Config) Report {
 	leases, err := webhooktest.ReadLeaseLog(lf)
 	_ = lf.Close()
 	require.NoError(t, err)
+	require.LessOrEqual(t, leases.Cut(), len(killed), "only a kill cuts a lease record short")
 	cr, err := w.Check(ctx, st, rcv, webhooktest.ChaosEvidence{
 		// A request a killed child sent, processed, whose delivery was
 		// still pending after the kill: its outcome died with the child.
@@ -322,6 +323,7 @@ func runChild(ctx context.Context, t *testing.T, cfg Config, rcv *webhooktest.Ch
 		envConfig+"="+encodeConfig(cfg.Chaos), envShare+"="+strconv.FormatFloat(share, 'g', -1, 64), envLeases+"="+leaseFile, envSender+"="+strconv.Itoa(n),
 		failpoint.EnvVar+"="+spec)
 	out, err := cmd.CombinedOutput()
+	endLine(t, leaseFile) // a kill may have cut the child's last record short
 	if len(out) > 0 {
 		// The dispatcher's warnings (a lease lost, a breaker opened) tell
 		// what happened should the run fail.
@@ -353,6 +355,27 @@ func runChild(ctx context.Context, t *testing.T, cfg Config, rcv *webhooktest.Ch
 	}
 	t.Fatalf("child %d (%q) ended with %v:\n%s", n, spec, err, out)
 	return false
+}
+
+// endLine ends the lease log's last line, if a kill left it unended, so
+// the next child's records start on a line of their own.
+func endLine(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	if fi.Size() == 0 {
+		return
+	}
+	last := make([]byte, 1)
+	_, err = f.ReadAt(last, fi.Size()-1)
+	require.NoError(t, err)
+	if last[0] != '\n' {
+		_, err = f.Write([]byte{'\n'})
+		require.NoError(t, err)
+	}
 }
 
 // pending returns the deliveries the store holds pending, by "webhook

@@ -34,6 +34,7 @@ type LeaseLog struct {
 	claims map[msgKey][]leaseClaim // by message
 	lost   map[msgKey][]lostResult
 	done   map[string]bool // leases let go
+	cut    int             // lines read that a kill had cut short
 }
 
 // msgKey names a message: one event's id is the message id at every
@@ -75,25 +76,30 @@ func NewLeaseLog(out io.Writer, sender int) *LeaseLog {
 		lost: map[msgKey][]lostResult{}, done: map[string]bool{}}
 }
 
-// ReadLeaseLog reads what the logs of NewLeaseLog wrote to r. A last line
-// cut short by a kill is ignored.
+// ReadLeaseLog reads what the logs of NewLeaseLog wrote to r. A line a
+// kill cut short (the file's last, or one a later process appended after
+// once it began a line of its own) is skipped and counted by Cut.
 func ReadLeaseLog(r io.Reader) (*LeaseLog, error) {
 	l := NewLeaseLog(nil, 0)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
-	var cut []byte
 	for sc.Scan() {
-		if cut != nil {
-			return nil, fmt.Errorf("lease log: unreadable line %q", cut)
-		}
 		var rec leaseRecord
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			cut = append([]byte(nil), sc.Bytes()...)
+			l.cut++
 			continue
 		}
 		l.add(rec)
 	}
 	return l, sc.Err()
+}
+
+// Cut returns how many lines ReadLeaseLog skipped because a kill had cut
+// them short: at most one for each process killed.
+func (l *LeaseLog) Cut() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cut
 }
 
 // Err returns the first error met writing the log.
