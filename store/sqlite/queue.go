@@ -45,7 +45,7 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 		return false, err
 	}
 	var created bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		created, err = s.enqueue(ctx, tx, true, e, ds)
 		return err
@@ -69,7 +69,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	}
 	created := make([]bool, len(es))
 	queued := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		queued = false
 		for i, e := range es {
 			var err error
@@ -253,7 +253,7 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 		return nil, nil
 	}
 	var out []store.Message
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		out, err = s.claim(ctx, tx, c)
 		return err
@@ -567,7 +567,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		return nil
 	}
 	var lost []string
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		lost = nil
 		leases := make([]string, len(rs))
 		for i, r := range rs {
@@ -721,7 +721,7 @@ func (s *Store) Release(ctx context.Context, leases []string) error {
 	if len(leases) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, l := range leases {
 			t, ok := parseLease(l)
 			if !ok {
