@@ -143,9 +143,11 @@ func (s *Store) init(ctx context.Context) error {
 // with the "sqlite" driver of modernc.org/sqlite: WAL journal, the given
 // busy timeout, synchronous=NORMAL, foreign keys on, secure_delete on (so
 // deleted and erased data is overwritten in the file, not left in free
-// pages) and transactions that take the write lock when they begin
-// (BEGIN IMMEDIATE), which spares read-then-write transactions the
-// SQLITE_BUSY errors a deferred upgrade can meet.
+// pages), temporary files in memory (the statement and savepoint journals
+// of a transaction, which otherwise spill to a file past 64 KiB) and
+// transactions that take the write lock when they begin (BEGIN
+// IMMEDIATE), which spares read-then-write transactions the SQLITE_BUSY
+// errors a deferred upgrade can meet.
 func DSN(path string, busyTimeout time.Duration) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -153,6 +155,7 @@ func DSN(path string, busyTimeout time.Duration) string {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "secure_delete(ON)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	return path + "?" + q.Encode()
 }
