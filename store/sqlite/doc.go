@@ -45,7 +45,11 @@
 // other; reads use a pool and do not wait for writes. Your own
 // connections write to the same file under SQLite's single-writer lock and
 // wait up to the busy timeout for it. Claims and acknowledgements are
-// batched: one transaction claims or records a whole batch.
+// batched: one transaction claims or records a whole batch. Enqueues,
+// claims, acknowledgements and releases that arrive while the writer is
+// busy share its next transaction (a group commit), each in a savepoint of
+// its own, so every call still gets its own answer and one call's failure
+// is its own; a call made while the writer is idle runs at once, alone.
 //
 // One process per file is the intended shape. Several processes may share
 // a file (they serialise on its write lock and see each other's work), but

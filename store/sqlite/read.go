@@ -11,40 +11,28 @@ import (
 	"github.com/heraldhr/herald/store"
 )
 
-// deliveryCols are the columns scanDelivery reads, from table alias d.
+// deliveryCols are the columns deliveryDest reads, from table alias d.
 const deliveryCols = `d.seq, d.id, d.event_id, d.webhook_id, d.tenant, d.record_key, d.max_batch, d.status, d.attempts,
 	d.next_attempt, d.last_error, d.last_code, d.batch_id, d.replayed, d.created_at, d.updated_at`
 
-// eventCols are the columns eventDest reads, from table alias e, joined to
+// eventCols are the columns itemDest reads, from table alias e, joined to
 // its delivery d: the event's id, tenant and key are the delivery's.
 const eventCols = `e.table_name, e.op, e.time, e.payload, e.created_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
-// deliveryDest returns scan destinations for deliveryCols and a function
-// that completes d once the scan is done.
-func deliveryDest(d *store.Delivery) ([]any, func()) {
-	var next, created, updated int64
-	var status string
-	dest := []any{&d.Seq, &d.ID, &d.EventID, &d.WebhookID, &d.Tenant, &d.Key, &d.MaxBatch, &status, &d.Attempts,
-		&next, &d.LastError, &d.LastCode, &d.BatchID, &d.Replayed, &created, &updated}
-	return dest, func() {
-		d.Status = store.Status(status)
-		d.NextAttempt, d.CreatedAt, d.UpdatedAt = fromNanos(next), fromNanos(created), fromNanos(updated)
-	}
+// deliveryDest returns scan destinations for deliveryCols.
+func deliveryDest(d *store.Delivery) []any {
+	return []any{(*int64Col)(&d.Seq), &d.ID, &d.EventID, &d.WebhookID, &d.Tenant, &d.Key, (*intCol)(&d.MaxBatch),
+		(*statusCol)(&d.Status), (*intCol)(&d.Attempts), (*nanoTime)(&d.NextAttempt), &d.LastError, (*intCol)(&d.LastCode),
+		&d.BatchID, (*boolCol)(&d.Replayed), (*nanoTime)(&d.CreatedAt), (*nanoTime)(&d.UpdatedAt)}
 }
 
-func eventDest(e *store.Event, d *store.Delivery) ([]any, func()) {
-	var at, created int64
-	var payload []byte
-	dest := []any{&e.Table, &e.Op, &at, &payload, &created}
-	return dest, func() {
-		e.ID, e.Tenant, e.Key = d.EventID, d.Tenant, d.Key
-		e.Time, e.CreatedAt = fromNanos(at), fromNanos(created)
-		if payload != nil {
-			e.Payload = json.RawMessage(payload)
-		}
-	}
+// itemDest returns scan destinations for deliveryCols followed by
+// eventCols; the event's id, tenant and key are the delivery's, set by
+// finish.
+func itemDest(it *item) []any {
+	d, e := &it.d, &it.e
+	return append(deliveryDest(d),
+		&e.Table, &e.Op, (*nanoTime)(&e.Time), (*payloadCol)(&e.Payload), (*nanoTime)(&e.CreatedAt))
 }
 
 // item is a delivery with its event.
@@ -57,15 +45,13 @@ type item struct {
 func scanItems(rows *sql.Rows) ([]item, error) {
 	defer rows.Close()
 	var out []item
+	var it item
+	dest := itemDest(&it)
 	for rows.Next() {
-		var it item
-		dd, dfin := deliveryDest(&it.d)
-		ed, efin := eventDest(&it.e, &it.d)
-		if err := rows.Scan(append(dd, ed...)...); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
-		dfin()
-		efin()
+		it.e.ID, it.e.Tenant, it.e.Key = it.d.EventID, it.d.Tenant, it.d.Key
 		out = append(out, it)
 	}
 	if err := rows.Err(); err != nil {
@@ -133,11 +119,9 @@ func (s *Store) deliveries(ctx context.Context, q string, args ...any) ([]store.
 	var out []store.Delivery
 	for rows.Next() {
 		var d store.Delivery
-		dest, fin := deliveryDest(&d)
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(deliveryDest(&d)...); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
-		fin()
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

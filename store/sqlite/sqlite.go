@@ -54,6 +54,9 @@ type Store struct {
 	r     *sql.DB
 	watch time.Duration
 
+	// combine gathers the hot path's writes into shared transactions.
+	combine combiner
+
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
 	wanted map[string]struct{}
@@ -126,7 +129,7 @@ func (s *Store) init(ctx context.Context) error {
 	// Prepare the statements of the hot paths now: a transaction from
 	// BeginTx never passes through write, which prepares the others.
 	for _, q := range []string{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads,
-		leaseBatches, applyOutcome, insertAttempts(1), promoteHeads} {
+		leaseBatches, applyOutcome, insertAttempts(1), promoteHeads, savepoint, rollbackTo, releaseCall} {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite: preparing: %w", err)
@@ -140,9 +143,11 @@ func (s *Store) init(ctx context.Context) error {
 // with the "sqlite" driver of modernc.org/sqlite: WAL journal, the given
 // busy timeout, synchronous=NORMAL, foreign keys on, secure_delete on (so
 // deleted and erased data is overwritten in the file, not left in free
-// pages) and transactions that take the write lock when they begin
-// (BEGIN IMMEDIATE), which spares read-then-write transactions the
-// SQLITE_BUSY errors a deferred upgrade can meet.
+// pages), temporary files in memory (the statement and savepoint journals
+// of a transaction, which otherwise spill to a file past 64 KiB) and
+// transactions that take the write lock when they begin (BEGIN
+// IMMEDIATE), which spares read-then-write transactions the SQLITE_BUSY
+// errors a deferred upgrade can meet.
 func DSN(path string, busyTimeout time.Duration) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -150,6 +155,7 @@ func DSN(path string, busyTimeout time.Duration) string {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "secure_delete(ON)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	return path + "?" + q.Encode()
 }

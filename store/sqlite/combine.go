@@ -1,0 +1,255 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxCombined bounds how many calls one transaction carries.
+const maxCombined = 256
+
+// combinedTimeout bounds a combined transaction: it does not end with the
+// context of the call that runs it, since the others' calls ride on it.
+const combinedTimeout = time.Minute
+
+// combiner gathers the hot-path writes (enqueues, claims, outcomes,
+// releases) that arrive while the writer connection is busy into one
+// transaction, a group commit. With one writer, publishers at the same
+// moment otherwise queue for the connection one transaction each, and
+// every commit writes each page it touched to the log again: the shared
+// pages (the tails of the tables and of their indexes) are written once
+// per transaction, not once per call.
+//
+// There is no waiting for company: a call that finds nothing in flight
+// runs at once, alone, as it always did. Calls that arrive while a
+// transaction is in flight queue, and when it ends the first of them runs
+// the next transaction for all of them; each call runs at most the one
+// transaction that carries it, so none serves the others indefinitely.
+//
+// Each call in a shared transaction runs in a savepoint of its own and
+// sees the writes of the calls before it, exactly as if they had
+// committed one after the other: a call that fails (bad input the
+// database refuses) is rolled back to its savepoint and gets its own
+// error; the others go on. Every call returns once its writes committed.
+// When the shared transaction as a whole fails (its commit, or a failure
+// that ends the transaction), each of its calls runs again alone, so it
+// gets the answer it would have had alone.
+type combiner struct {
+	mu      sync.Mutex
+	queue   []*writeOp
+	running bool // a transaction is in flight, or about to be
+
+	shared atomic.Int64 // transactions that carried more than one call
+}
+
+// Op states: a queued op is run by the leader that moves it to opRunning,
+// or left by a caller whose context ended first (opLeft).
+const (
+	opQueued int32 = iota
+	opRunning
+	opLeft
+)
+
+// writeOp is one call waiting in a combiner.
+type writeOp struct {
+	ctx context.Context // the caller's: checked before the op runs, never given to SQLite
+	// run does the call's writes in tx. It uses ctx, the transaction's own
+	// context, not the caller's: a statement interrupted by a cancelled
+	// context makes SQLite roll back the whole transaction, the other
+	// calls' writes with it. run may be called again, in a new
+	// transaction, after a failed one.
+	run   func(ctx context.Context, tx *sql.Tx) error
+	err   error
+	state atomic.Int32
+
+	done     chan struct{} // closed once err is set
+	lead     chan struct{} // closed when this call is to run the next transaction
+	promoted bool          // lead is closed (under the combiner's lock)
+}
+
+// add queues op and reports whether its caller is to run the next
+// transaction at once.
+func (c *combiner) add(op *writeOp) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queue = append(c.queue, op)
+	if c.running {
+		return false
+	}
+	c.running = true
+	return true
+}
+
+// take removes the next transaction's calls from the queue.
+func (c *combiner) take() []*writeOp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.queue), maxCombined)
+	batch := slices.Clone(c.queue[:n])
+	c.queue = slices.Delete(c.queue, 0, n)
+	return batch
+}
+
+// next hands the running of the next transaction to the first call
+// queued, if any.
+func (c *combiner) next() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.running = false
+		return
+	}
+	op := c.queue[0]
+	op.promoted = true
+	close(op.lead)
+}
+
+// leave lets op's caller go when its context ended: it removes op from
+// the queue, or marks it so that the transaction that took it passes it
+// by, and reports whether it did. It refuses when op was asked to run the
+// next transaction or has started.
+func (c *combiner) leave(op *writeOp) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if op.promoted {
+		return false
+	}
+	if i := slices.Index(c.queue, op); i >= 0 {
+		c.queue = slices.Delete(c.queue, i, i+1)
+		return true
+	}
+	return op.state.CompareAndSwap(opQueued, opLeft)
+}
+
+// combined runs fn in a write transaction, shared with the calls that
+// wait at the same moment (see combiner). It returns fn's error, or the
+// transaction's, once fn's writes are committed or undone. A call whose
+// ctx ends before its turn comes returns ctx.Err() without running fn.
+func (s *Store) combined(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{ctx: ctx, run: fn, done: make(chan struct{}), lead: make(chan struct{})}
+	if s.combine.add(op) {
+		s.runCombined(ctx)
+	} else {
+		select {
+		case <-op.done:
+		case <-op.lead:
+			s.runCombined(ctx)
+		case <-ctx.Done():
+			if s.combine.leave(op) {
+				return ctx.Err()
+			}
+			// Running, or asked to run the next transaction: see it
+			// through, since the calls behind depend on it.
+			select {
+			case <-op.done:
+			case <-op.lead:
+				s.runCombined(ctx)
+			}
+		}
+	}
+	<-op.done
+	return op.err
+}
+
+// runCombined runs one transaction for the calls at the head of the
+// queue, then hands the next one on.
+func (s *Store) runCombined(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), combinedTimeout)
+	defer cancel()
+	batch := s.combine.take()
+	s.writeCombined(ctx, batch)
+	s.combine.next()
+	for _, op := range batch {
+		close(op.done)
+	}
+}
+
+// start moves op from queued to running, unless its caller left or its
+// context ended; it reports whether op is to run.
+func start(op *writeOp) bool {
+	if !op.state.CompareAndSwap(opQueued, opRunning) {
+		return false // its caller has gone
+	}
+	if err := op.ctx.Err(); err != nil {
+		op.err = err
+		return false
+	}
+	return true
+}
+
+const (
+	savepoint   = `SAVEPOINT herald_call`
+	rollbackTo  = `ROLLBACK TO herald_call`
+	releaseCall = `RELEASE herald_call`
+)
+
+// writeCombined runs the calls of batch in one transaction, each in a
+// savepoint, and sets each call's error.
+func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
+	live := make([]*writeOp, 0, len(batch))
+	for _, op := range batch {
+		if start(op) {
+			live = append(live, op)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		s.writeAlone(live[0])
+		return
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range live {
+			op.err = fmt.Errorf("sqlite: %w", err)
+		}
+		return
+	}
+	s.combine.shared.Add(1)
+	broken := false
+	for _, op := range live {
+		if _, err := s.exec(ctx, tx, savepoint); err != nil {
+			broken = true
+			break
+		}
+		if op.err = op.run(ctx, tx); op.err != nil {
+			if _, err := s.exec(ctx, tx, rollbackTo); err != nil {
+				broken = true
+				break
+			}
+		}
+		if _, err := s.exec(ctx, tx, releaseCall); err != nil {
+			broken = true
+			break
+		}
+	}
+	if !broken {
+		if err := tx.Commit(); err == nil {
+			s.prepareWanted(ctx)
+			return
+		}
+	} else {
+		_ = tx.Rollback()
+	}
+	// The transaction failed as a whole: nothing of it is stored. Each
+	// call runs again alone and gets the answer it would have had alone.
+	for _, op := range live {
+		s.writeAlone(op)
+	}
+}
+
+// writeAlone runs op in a transaction of its own, under its caller's
+// context, as a call did before calls were combined: the transaction
+// carries nobody else's writes.
+func (s *Store) writeAlone(op *writeOp) {
+	op.err = s.write(op.ctx, func(tx *sql.Tx) error { return op.run(op.ctx, tx) })
+}

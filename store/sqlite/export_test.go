@@ -1,0 +1,13 @@
+package sqlite
+
+// Queued returns how many calls wait for a shared transaction, and
+// whether a transaction of calls is in flight.
+func (s *Store) Queued() (n int, running bool) {
+	s.combine.mu.Lock()
+	defer s.combine.mu.Unlock()
+	return len(s.combine.queue), s.combine.running
+}
+
+// SharedTransactions returns how many transactions carried more than one
+// call.
+func (s *Store) SharedTransactions() int64 { return s.combine.shared.Load() }
