@@ -101,7 +101,12 @@ func main() {
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (labelled side=baseline|herald)")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file (pprof -sample_index=alloc_objects)")
 	flag.Parse()
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer writeHeapProfile(*memprofile)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -134,6 +139,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
+	}
+}
+
+// writeHeapProfile writes the allocations of the run so far.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
 	}
 }
 
