@@ -77,11 +77,13 @@ func BenchmarkAttempt(b *testing.B) {
 	d, m := claimedMessage(b)
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
-		if r, ok := d.handle(ctx, m); !ok || r.Outcome != store.OutcomeDelivered {
+		if r, ok := d.handle(ctx, m, nil); !ok || r.Outcome != store.OutcomeDelivered {
 			b.Fatalf("attempt: %v %v", r.Outcome, ok)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkMarshalPayload measures encoding a change once per event: the

@@ -59,7 +59,8 @@ type compiled struct {
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
 
-	redacted string // RedactURL(URL), for every attempt's observer events
+	redacted string        // RedactURL(URL), for every attempt's observer events
+	template *http.Request // what every attempt's request copies; see requestTemplate
 }
 
 // New checks cfg, fills its defaults and returns a dispatcher. It does not
@@ -145,6 +146,7 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
 	c.redacted = RedactURL(c.URL)
+	c.template = requestTemplate(c.Webhook)
 	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}

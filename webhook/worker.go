@@ -323,7 +323,7 @@ func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i], keep[i] = d.handle(ctx, m)
+				results[i], keep[i] = d.handle(ctx, m, nil)
 			}()
 		}
 		wg.Wait()
