@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ type Store struct {
 	ready    queueHeap         // queues with a claimable message
 	leased   map[string]*unit  // by lease token
 	leases   leaseHeap         // leased units by expiry
+	tokens   uint64            // lease tokens handed out
 	subs     map[chan struct{}]struct{}
 	audit    auditLog
 }
@@ -228,13 +230,44 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	if _, ok := s.events[k]; ok {
 		return false, nil
 	}
+	rows := make([]row, len(ds))
+	if err := s.index(rows, ds); err != nil {
+		return false, err
+	}
+	s.enqueue(e, ds, rows)
+	return true, nil
+}
+
+// index enters the rows of ds in s.rows, or none of them when an id is
+// taken or repeated; s.mu is held. Entering them and counting the map is
+// one map operation per delivery where looking each id up first was two;
+// a taken id, which the dispatcher never sends, costs a pass over every
+// row to put back what was there.
+func (s *Store) index(rows []row, ds []store.Delivery) error {
+	n := len(s.rows)
+	for i := range ds {
+		rows[i].id = ds[i].ID
+		s.rows[ds[i].ID] = &rows[i]
+	}
+	if len(s.rows) == n+len(ds) {
+		return nil
+	}
+	taken := make(map[string]bool, len(ds))
+	dup := ""
 	for _, d := range ds {
-		if _, ok := s.rows[d.ID]; ok {
-			return false, fmt.Errorf("memory: delivery %q exists", d.ID)
+		delete(s.rows, d.ID)
+		if taken[d.ID] && dup == "" {
+			dup = d.ID
+		}
+		taken[d.ID] = true
+	}
+	for _, r := range s.all {
+		if taken[r.id] {
+			s.rows[r.id] = r
+			dup = r.id
 		}
 	}
-	s.enqueue(e, ds)
-	return true, nil
+	return fmt.Errorf("memory: delivery %q exists", dup)
 }
 
 // EnqueueMany stores each event and its deliveries unless the event
@@ -273,24 +306,27 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	}
 	for i, x := range es {
 		if created[i] {
-			s.enqueue(x.Event, x.Deliveries)
+			rows := make([]row, len(x.Deliveries))
+			if err := s.index(rows, x.Deliveries); err != nil {
+				return nil, err // checked above: cannot happen
+			}
+			s.enqueue(x.Event, x.Deliveries, rows)
 		}
 	}
 	return created, nil
 }
 
-// enqueue stores a new event and its deliveries; s.mu is held. The rows
-// of one event, and the chains and units it starts, are allocated
-// together: a handful of allocations per event rather than five per
-// delivery.
-func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
+// enqueue stores a new event and its deliveries, whose rows index has
+// entered; s.mu is held. The rows of one event, and the chains and units
+// it starts, are allocated together: a handful of allocations per event
+// rather than five per delivery.
+func (s *Store) enqueue(e store.Event, ds []store.Delivery, rows []row) {
 	k := eventKey{e.Tenant, e.ID}
 	ev := e // its Payload is not changed by the caller (see store.Event)
 	s.events[k] = &ev
 	if len(ds) == 0 {
 		return
 	}
-	rows := make([]row, len(ds))
 	ones := make([]*row, 2*len(ds)) // one-row backings for new chains and units
 	var chains []chain
 	var units []unit
@@ -305,7 +341,6 @@ func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
 		*r = row{id: d.ID, seq: s.seq, ev: &ev, q: q, next: toStamp(d.NextAttempt), created: toStamp(created),
 			maxBatch: int32(min(max(d.MaxBatch, 0), math.MaxInt32))}
 		r.updated = r.created
-		s.rows[d.ID] = r
 		s.all = append(s.all, r)
 		ck := chainKey{d.WebhookID, e.Tenant, e.Key}
 		c := s.chains[ck]
@@ -365,7 +400,7 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 			if max := int(u.rows[0].maxBatch); max > 1 && !u.fixed {
 				s.gather(u, max, now)
 			}
-			u.held = &hold{token: uuid.NewString(), until: toStamp(c.Now.Add(c.Lease)), u: u}
+			u.held = &hold{token: s.newToken(), until: toStamp(c.Now.Add(c.Lease)), u: u}
 			heap.Push(&s.leases, u.held)
 			s.leased[u.held.token] = u
 			out = append(out, u.message())
@@ -379,6 +414,15 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 		}
 	}
 	return out, nil
+}
+
+// newToken returns a lease token no lease of this store had before; s.mu
+// is held. A count does: the store is the only one to hand them out and
+// check them, and nothing of it outlives the process.
+func (s *Store) newToken() string {
+	s.tokens++
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], "lease-"...), s.tokens, 36))
 }
 
 // gather grows the head u of a batching webhook into a fixed batch of up to
