@@ -145,6 +145,9 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	// delivery is recorded even during a stop, so its after hooks get
 	// their full HookTimeout to write a sync status.
 	finish := func(res store.Result, tr transform.Result) store.Result {
+		if len(w.After) == 0 {
+			return res
+		}
 		hctx := ctx
 		switch {
 		case res.Outcome == store.OutcomeDelivered:
