@@ -416,12 +416,7 @@ func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
 }
 
 // signal wakes an idle claimer.
-func (d *Dispatcher) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *Dispatcher) signal() { nudge(d.wake) }
 
 // payload is the data object of the default envelope, encoded once per
 // event.
