@@ -25,6 +25,9 @@ type lifecycle struct {
 	ackMu     sync.RWMutex
 	ackClosed bool
 	acks      chan store.Result
+	// acksNotified: the store's notifications, which this process
+	// receives, report the work an ack makes claimable.
+	acksNotified bool
 }
 
 // shutdownGrace bounds the wait, after in-flight attempts were cancelled,
@@ -55,6 +58,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			d.log.Warn("herald: store notifications unavailable; polling", "error", err)
 		} else {
 			notes = ch
+			an, ok := d.store.(store.AckNotifier)
+			l.acksNotified = ok && an.NotifiesAcks()
 		}
 	}
 	d.startObserver()
@@ -288,11 +293,27 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 				break more
 			}
 		}
-		// A finished head lets the next record of its key move up.
-		if d.writeAcks(batch) {
+		if d.writeAcks(batch) && d.wakeAfter(batch) {
 			d.signal()
 		}
 	}
+}
+
+// wakeAfter reports whether the claimer should look for work after rs
+// were recorded: a finished head lets the next record of its key move
+// up, which a store that notifies acks reports itself; and a postponement
+// may be due before the claimer's next look, which only this process
+// knows.
+func (d *Dispatcher) wakeAfter(rs []store.Result) bool {
+	if !d.life.acksNotified {
+		return true
+	}
+	for _, r := range rs {
+		if r.Outcome == store.OutcomePostpone {
+			return true
+		}
+	}
+	return false
 }
 
 // writeAcks records results and reports whether the store took them (a

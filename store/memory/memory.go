@@ -19,6 +19,7 @@ import (
 var (
 	_ store.Store        = (*Store)(nil)
 	_ store.Notifier     = (*Store)(nil)
+	_ store.AckNotifier  = (*Store)(nil)
 	_ store.BulkEnqueuer = (*Store)(nil)
 	_ store.Retainer     = (*Store)(nil)
 	_ store.Eraser       = (*Store)(nil)
@@ -474,6 +475,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var lost []string
+	freed := false
 	for _, r := range rs {
 		u := s.leased[r.Lease]
 		if u == nil || u.rows[0].messageID() != r.MessageID {
@@ -481,7 +483,10 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			continue
 		}
 		s.unlease(u)
-		s.apply(u, r)
+		freed = s.apply(u, r) || freed
+	}
+	if freed {
+		s.notify()
 	}
 	if len(lost) > 0 {
 		return fmt.Errorf("messages %v: %w", lost, store.ErrLeaseLost)
@@ -489,7 +494,9 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	return nil
 }
 
-func (s *Store) apply(u *unit, r store.Result) {
+// apply records r for u and reports whether the next record of a key
+// moved up to be claimed.
+func (s *Store) apply(u *unit, r store.Result) bool {
 	now := toStamp(r.Now)
 	for _, row := range u.rows {
 		row.updated = now
@@ -511,20 +518,21 @@ func (s *Store) apply(u *unit, r store.Result) {
 			row.next = u.due
 		}
 		s.push(u)
-		return
+		return false
 	case store.OutcomeDelivered:
-		s.finish(u, stDelivered)
+		return s.finish(u, stDelivered)
 	case store.OutcomeSkipped:
-		s.finish(u, stSkipped)
+		return s.finish(u, stSkipped)
 	case store.OutcomeCanceled:
-		s.finish(u, stCanceled)
+		return s.finish(u, stCanceled)
 	default:
-		s.finish(u, stDead)
+		return s.finish(u, stDead)
 	}
 }
 
-// finish ends every row of u and lets the next record of each chain move up.
-func (s *Store) finish(u *unit, st status) {
+// finish ends every row of u and lets the next record of each chain move
+// up; it reports whether one did.
+func (s *Store) finish(u *unit, st status) (moved bool) {
 	var one [1]*chain
 	touched := one[:0] // a batch may hold several records of one chain
 	for _, r := range u.rows {
@@ -547,8 +555,10 @@ func (s *Store) finish(u *unit, st status) {
 		}
 		if h := c.rows[0]; h.unit == nil {
 			s.push(&unit{q: u.q, rows: []*row{h}, due: h.next, hidx: -1})
+			moved = true
 		}
 	}
+	return moved
 }
 
 // Release returns leased messages to the queue, unattempted.
@@ -671,7 +681,8 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 }
 
 // Subscribe returns a channel that receives a value after work is enqueued,
-// released or replayed, or definitions change.
+// released or replayed, an ack lets the next record of a key move up, or
+// definitions change.
 func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
@@ -686,6 +697,10 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	}()
 	return ch, nil
 }
+
+// NotifiesAcks reports that an Ack that lets the next record of a key move
+// up notifies subscribers.
+func (s *Store) NotifiesAcks() bool { return true }
 
 func (s *Store) notify() {
 	for ch := range s.subs {
