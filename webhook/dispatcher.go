@@ -33,6 +33,7 @@ type Dispatcher struct {
 	checkedAt atomic.Int64 // unix nanos (real time) of the last version check
 
 	wake chan struct{}
+	ids  idSource // of events and deliveries
 
 	life     lifecycle
 	health   health
@@ -494,7 +495,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("DELETE needs Old")
 	}
 	if c.ID == "" {
-		c.ID = uuid.Must(uuid.NewV7()).String()
+		c.ID = d.ids.newIDs(1)
 	}
 	if c.Time.IsZero() {
 		c.Time = now
