@@ -32,8 +32,8 @@ type Store struct {
 	version  int64
 	webhooks map[string]store.Webhook
 	events   map[eventKey]*store.Event
-	rows     map[string]*row
-	all      []*row // every delivery in order of sequence
+	rows     rowIndex // every delivery, by id
+	all      []*row   // every delivery in order of sequence
 	chains   map[chainKey]*chain
 	queues   map[string]*queue // by webhook id
 	ready    queueHeap         // queues with a claimable message
@@ -85,7 +85,7 @@ func New() *Store {
 	return &Store{
 		webhooks: map[string]store.Webhook{},
 		events:   map[eventKey]*store.Event{},
-		rows:     map[string]*row{},
+		rows:     newRowIndex(),
 		chains:   map[chainKey]*chain{},
 		queues:   map[string]*queue{},
 		leased:   map[string]*unit{},
@@ -240,35 +240,18 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 }
 
 // index enters the rows of ds in s.rows, or none of them when an id is
-// taken or repeated; s.mu is held. Entering them and counting the map is
-// one map operation per delivery where looking each id up first was two;
-// a taken id, which the dispatcher never sends, costs a pass over every
-// row to put back what was there.
+// taken or repeated; s.mu is held.
 func (s *Store) index(rows []row, ds []store.Delivery) error {
-	n := len(s.rows)
 	for i := range ds {
 		rows[i].id = ds[i].ID
-		s.rows[ds[i].ID] = &rows[i]
-	}
-	if len(s.rows) == n+len(ds) {
-		return nil
-	}
-	taken := make(map[string]bool, len(ds))
-	dup := ""
-	for _, d := range ds {
-		delete(s.rows, d.ID)
-		if taken[d.ID] && dup == "" {
-			dup = d.ID
-		}
-		taken[d.ID] = true
-	}
-	for _, r := range s.all {
-		if taken[r.id] {
-			s.rows[r.id] = r
-			dup = r.id
+		if !s.rows.add(&rows[i]) {
+			for j := range i {
+				s.rows.remove(&rows[j])
+			}
+			return fmt.Errorf("memory: delivery %q exists", ds[i].ID)
 		}
 	}
-	return fmt.Errorf("memory: delivery %q exists", dup)
+	return nil
 }
 
 // EnqueueMany stores each event and its deliveries unless the event
@@ -299,7 +282,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 		}
 		seen[k], created[i] = true, true
 		for _, d := range x.Deliveries {
-			if _, ok := s.rows[d.ID]; ok || ids[d.ID] {
+			if _, ok := s.rows.get(d.ID); ok || ids[d.ID] {
 				return nil, fmt.Errorf("memory: delivery %q exists", d.ID)
 			}
 			ids[d.ID] = true
@@ -585,7 +568,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
@@ -638,7 +621,7 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return nil, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
@@ -652,7 +635,7 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}

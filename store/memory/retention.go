@@ -35,7 +35,7 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 			expired = stampBefore(r.updated, dead)
 		}
 		if expired {
-			delete(s.rows, r.id)
+			s.rows.remove(r)
 			res.Deliveries++
 			res.Attempts += len(r.attempts)
 			continue
