@@ -31,9 +31,9 @@ type Store struct {
 	seq      int64
 	version  int64
 	webhooks map[string]store.Webhook
-	events   map[eventKey]*store.Event
-	rows     rowIndex // every delivery, by id
-	all      []*row   // every delivery in order of sequence
+	events   index[eventKey, *store.Event]
+	rows     index[string, *row] // every delivery, by id
+	all      []*row              // every delivery in order of sequence
 	chains   map[chainKey]*chain
 	queues   map[string]*queue // by webhook id
 	ready    queueHeap         // queues with a claimable message
@@ -84,8 +84,8 @@ type queue struct {
 func New() *Store {
 	return &Store{
 		webhooks: map[string]store.Webhook{},
-		events:   map[eventKey]*store.Event{},
-		rows:     newRowIndex(),
+		events:   newIndex(eventKeyOf),
+		rows:     newIndex(rowID),
 		chains:   map[chainKey]*chain{},
 		queues:   map[string]*queue{},
 		leased:   map[string]*unit{},
@@ -227,8 +227,7 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := eventKey{e.Tenant, e.ID}
-	if _, ok := s.events[k]; ok {
+	if _, ok := s.events.get(eventKey{e.Tenant, e.ID}); ok {
 		return false, nil
 	}
 	rows := make([]row, len(ds))
@@ -277,7 +276,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	ids := map[string]bool{}
 	for i, x := range es {
 		k := eventKey{x.Event.Tenant, x.Event.ID}
-		if _, ok := s.events[k]; ok || seen[k] {
+		if _, ok := s.events.get(k); ok || seen[k] {
 			continue
 		}
 		seen[k], created[i] = true, true
@@ -305,9 +304,8 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 // it starts, are allocated together: a handful of allocations per event
 // rather than five per delivery.
 func (s *Store) enqueue(e store.Event, ds []store.Delivery, rows []row) {
-	k := eventKey{e.Tenant, e.ID}
 	ev := e // its Payload is not changed by the caller (see store.Event)
-	s.events[k] = &ev
+	s.events.add(&ev)
 	if len(ds) == 0 {
 		return
 	}
