@@ -79,6 +79,7 @@ type result struct {
 	P50Micros      float64 `json:"p50_us"`
 	P99Micros      float64 `json:"p99_us"`
 	CPUMicrosPerDl float64 `json:"cpu_us_per_delivery"`
+	GCMicrosPerDl  float64 `json:"gc_cpu_us_per_delivery"` // the runtime's estimate, within cpu_us_per_delivery
 	AllocsPerDlv   float64 `json:"allocs_per_delivery"`
 	BytesPerDlv    float64 `json:"bytes_per_delivery"`
 	PeakHeapMiB    float64 `json:"peak_heap_mib"`
@@ -299,34 +300,37 @@ func changeRecords(n int) (old, new map[string]any) {
 // meter measures CPU time, allocations, bytes and the peak heap over a
 // scenario. It reads runtime/metrics, which does not stop the world.
 type meter struct {
-	cpu, allocs, bytes float64
-	peak               atomic.Uint64
-	stop, done         chan struct{}
+	cpu, gc, allocs, bytes float64
+	peak                   atomic.Uint64
+	stop, done             chan struct{}
 }
 
 var meterMetrics = []string{"/gc/heap/allocs:objects", "/gc/heap/tiny/allocs:objects", "/gc/heap/allocs:bytes",
-	"/memory/classes/heap/objects:bytes"}
+	"/memory/classes/heap/objects:bytes", "/cpu/classes/gc/total:cpu-seconds"}
 
-func readMetrics() (allocs, bytes, heap float64) {
+func readMetrics() (allocs, bytes, heap, gc float64) {
 	s := make([]metrics.Sample, len(meterMetrics))
 	for i, n := range meterMetrics {
 		s[i].Name = n
 	}
 	metrics.Read(s)
 	v := func(i int) float64 {
-		if s[i].Value.Kind() == metrics.KindUint64 {
+		switch s[i].Value.Kind() {
+		case metrics.KindUint64:
 			return float64(s[i].Value.Uint64())
+		case metrics.KindFloat64:
+			return s[i].Value.Float64()
 		}
 		return 0
 	}
-	return v(0) + v(1), v(2), v(3)
+	return v(0) + v(1), v(2), v(3), v(4)
 }
 
 func startMeter() *meter {
 	m := &meter{stop: make(chan struct{}), done: make(chan struct{})}
 	runtime.GC()
 	m.cpu = cpuSeconds()
-	m.allocs, m.bytes, _ = readMetrics()
+	m.allocs, m.bytes, _, m.gc = readMetrics()
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(20 * time.Millisecond)
@@ -336,7 +340,7 @@ func startMeter() *meter {
 			case <-m.stop:
 				return
 			case <-t.C:
-				if _, _, h := readMetrics(); uint64(h) > m.peak.Load() {
+				if _, _, h, _ := readMetrics(); uint64(h) > m.peak.Load() {
 					m.peak.Store(uint64(h))
 				}
 			}
@@ -349,9 +353,10 @@ func (m *meter) finish(r *result) {
 	close(m.stop)
 	<-m.done
 	cpu := cpuSeconds()
-	allocs, bytes, heap := readMetrics()
+	allocs, bytes, heap, gc := readMetrics()
 	if r.Deliveries > 0 {
 		r.CPUMicrosPerDl = (cpu - m.cpu) * 1e6 / float64(r.Deliveries)
+		r.GCMicrosPerDl = (gc - m.gc) * 1e6 / float64(r.Deliveries)
 		r.AllocsPerDlv = (allocs - m.allocs) / float64(r.Deliveries)
 		r.BytesPerDlv = (bytes - m.bytes) / float64(r.Deliveries)
 	}
@@ -562,10 +567,10 @@ func report(w io.Writer, o options, rs []result) error {
 		return enc.Encode(rs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
+	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tof it gc\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
-			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
+			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.GCMicrosPerDl, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
 	}
 	fmt.Fprintf(tw, "\nreceiver: %s; %d round(s) of %v per scenario, median shown; %d CPUs, %s\n",
 		o.Receiver, o.Rounds, o.Duration, runtime.NumCPU(), runtime.Version())
