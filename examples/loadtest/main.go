@@ -422,7 +422,7 @@ func baseline(ctx context.Context, url string, o options, c int) (result, error)
 			var own []time.Duration
 			defer func() { lat.add(own) }()
 			for i := 0; time.Now().Before(deadline); i++ {
-				id := fmt.Sprintf("base-%d-%d", g, i)
+				id := opID("base-", g, i)
 				t0 := time.Now()
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 				if err != nil {
@@ -460,26 +460,61 @@ func baseline(ctx context.Context, url string, o options, c int) (result, error)
 	return r, nil
 }
 
-// waiter is a publisher waiting for the deliveries of its change.
+// waiter is a publishing goroutine waiting for the deliveries of its
+// current change.
 type waiter struct {
-	left atomic.Int32
+	seq  atomic.Int64 // the number of the change it waits for
+	left atomic.Int32 // deliveries still to come
 	done chan struct{}
+}
+
+// opID is the id of goroutine g's i-th operation. Made with strconv, not
+// fmt, so that neither side pays more than it must for its ids.
+func opID(prefix string, g, i int) string {
+	b := make([]byte, 0, len(prefix)+24)
+	b = append(b, prefix...)
+	b = strconv.AppendInt(b, int64(g), 10)
+	b = append(b, '-')
+	return string(strconv.AppendInt(b, int64(i), 10))
+}
+
+// parseOpID returns the g and i of an id opID made with prefix.
+func parseOpID(id, prefix string) (g, i int, ok bool) {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok {
+		return 0, 0, false
+	}
+	gs, is, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	g, err1 := strconv.Atoi(gs)
+	i, err2 := strconv.Atoi(is)
+	return g, i, err1 == nil && err2 == nil
 }
 
 // heraldRun publishes changes from c goroutines in a closed loop, each
 // waiting until herald has the receiver's answer for every delivery of its
-// change, with c workers.
+// change, with c workers. The observer finds the waiting goroutine from
+// the change id, which names it, rather than in a map of every change.
 func heraldRun(ctx context.Context, url string, st store.Store, o options, c int) (result, error) {
-	var waiters sync.Map // event id -> *waiter
+	prefix := "chg-" + strconv.Itoa(c) + "-"
+	waiters := make([]waiter, c)
+	for g := range waiters {
+		waiters[g].seq.Store(-1)
+		waiters[g].done = make(chan struct{}, 1)
+	}
 	var failed atomic.Int64
 	d, err := webhook.New(webhook.Config{Store: st, AllowPrivateNetworks: true, Workers: c,
 		Observer: webhook.ObserverFunc(func(e webhook.Event) {
 			switch e.Kind {
 			case webhook.EventDelivered:
-				if v, ok := waiters.Load(e.MessageID); ok {
-					if w := v.(*waiter); w.left.Add(-1) == 0 {
-						close(w.done)
-					}
+				g, i, ok := parseOpID(e.MessageID, prefix)
+				if !ok || g >= len(waiters) {
+					return
+				}
+				if w := &waiters[g]; w.seq.Load() == int64(i) && w.left.Add(-1) == 0 {
+					w.done <- struct{}{}
 				}
 			case webhook.EventRetry, webhook.EventDead:
 				failed.Add(1)
@@ -523,14 +558,14 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 			defer func() { lat.add(own) }()
 			timeout := time.NewTimer(time.Hour)
 			defer timeout.Stop()
+			w := &waiters[g]
 			for i := 0; time.Now().Before(deadline); i++ {
-				id := fmt.Sprintf("chg-%d-%d-%d", c, g, i)
-				w := &waiter{done: make(chan struct{})}
+				id := opID(prefix, g, i)
+				w.seq.Store(int64(i)) // first: a late event of the last change no longer counts
 				w.left.Store(int32(o.Fanout))
-				waiters.Store(id, w)
 				t0 := time.Now()
 				if _, err := d.Publish(ctx, webhook.Change{ID: id, Table: "employee", Op: webhook.Update,
-					Key: fmt.Sprintf("E-%d-%d", g, i), Old: old, New: new}); err != nil {
+					Key: opID("E-", g, i), Old: old, New: new}); err != nil {
 					errs <- err
 					return
 				}
@@ -542,7 +577,6 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 					return
 				}
 				own = append(own, time.Since(t0))
-				waiters.Delete(id)
 				n.Add(int64(o.Fanout))
 			}
 		}()
