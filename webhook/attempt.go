@@ -194,12 +194,11 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 			return finish(fail(err, true), transform.Result{Err: err})
 		}
 	}
-	req, sent, buf, err := d.request(ctx, w, m, msg, now)
+	req, sent, err := d.request(ctx, w, m, msg, now)
 	if err != nil {
 		var te *TokenError // no token yet: retried like a network error
 		return finish(fail(err, !errors.As(err, &te)), transform.Result{Err: err})
 	}
-	defer buf.release()
 	att.RequestHeaders = maskHeaders(req.Header)
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
@@ -380,34 +379,22 @@ func (d *Dispatcher) message(w *compiled, m store.Message) (*transform.Message, 
 // request builds the signed HTTP request of an attempt and returns it with
 // the bytes signed: the body, or for GET the whole raw query string (the
 // URL's own query, then the mapped fields), as receivers verify it.
-//
-// The envelope of a webhook without after hooks (which could keep the
-// bytes) is built in a pooled buffer; buf holds the caller's reference to
-// it, to release once the attempt is over, and is nil otherwise.
-func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, msg *transform.Message, now time.Time) (req *http.Request, signed []byte, buf *bodyBuf, err error) {
-	var body []byte
-	var ctype, query string
+func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, msg *transform.Message, now time.Time) (*http.Request, []byte, error) {
+	body, ctype, query, err := d.body(w, m, msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var req *http.Request
 	own := false // the values of the stamped headers are this request's own
-	if w.template != nil && msg == nil {
-		// The default envelope, and nothing of the attempt changes the URL
-		// or the webhook's headers: copy them from the template rather
-		// than parse and set them.
-		req, own, ctype = w.template.Clone(ctx), true, "application/json"
-		if len(w.After) == 0 {
-			buf = pooledEnvelope(m)
-			body = buf.b
-			buf.attach(req)
-		} else {
-			body = envelopeFromStored(m)
-			setBody(req, body)
-		}
+	if w.template != nil && msg == nil && query == "" {
+		// Nothing of the attempt changes the URL or the webhook's headers:
+		// copy them from the template rather than parse and set them.
+		req, own = w.template.Clone(ctx), true
+		setBody(req, body)
 	} else {
-		if body, ctype, query, err = d.body(w, m, msg); err != nil {
-			return nil, nil, nil, err
-		}
 		u, err := url.Parse(w.URL)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+			return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
 		}
 		u.Fragment, u.RawFragment = "", ""
 		if query != "" {
@@ -421,7 +408,7 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 			rd = bytes.NewReader(body)
 		}
 		if req, err = http.NewRequestWithContext(ctx, w.method(), u.String(), rd); err != nil {
-			return nil, nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+			return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
 		}
 		for k, v := range w.Headers {
 			req.Header.Set(k, v)
@@ -432,7 +419,7 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 		for k, vs := range msg.Header {
 			for _, v := range vs {
 				if err := transform.CheckHeader(k, v); err != nil {
-					return nil, nil, nil, fmt.Errorf("a before hook set a header herald refuses: %w", err)
+					return nil, nil, fmt.Errorf("a before hook set a header herald refuses: %w", err)
 				}
 			}
 			h[http.CanonicalHeaderKey(k)] = vs
@@ -440,14 +427,14 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	}
 	// Receiver auth configured on the webhook wins over a hook's header.
 	if err := d.authorize(ctx, w, h); err != nil {
-		return nil, nil, nil, err // buf, if any, is left to the collector
+		return nil, nil, err
 	}
-	signed = body
+	signed := body
 	if w.method() == "GET" {
 		signed = []byte(req.URL.RawQuery)
 	}
 	d.stamp(h, w, m.ID, now, signed, ctype, own)
-	return req, signed, buf, nil
+	return req, signed, nil
 }
 
 // stampedHeaders are the headers stamp sets.

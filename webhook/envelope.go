@@ -1,14 +1,8 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldhr/herald/store"
@@ -40,20 +34,10 @@ func envelopeType(table string, ops func(i int) string, n int) (string, string) 
 // without decoding them: each event is encoded once, whatever the number
 // of webhooks it goes to.
 func envelopeFromStored(m store.Message) []byte {
-	return appendEnvelope(make([]byte, 0, envelopeSize(m)), m)
-}
-
-// envelopeSize is about the size of m's default envelope.
-func envelopeSize(m store.Message) int {
 	size := 128
 	for _, e := range m.Events {
 		size += len(e.Payload) + 1
 	}
-	return size
-}
-
-// appendEnvelope appends m's default envelope to b.
-func appendEnvelope(b []byte, m store.Message) []byte {
 	var ts time.Time
 	for _, e := range m.Events {
 		if e.Time.After(ts) {
@@ -61,6 +45,7 @@ func appendEnvelope(b []byte, m store.Message) []byte {
 		}
 	}
 	table, suffix := envelopeType(m.Events[0].Table, func(i int) string { return m.Events[i].Op }, len(m.Events))
+	b := make([]byte, 0, size)
 	b = envelopeHead(b, m.ID, table, suffix, ts)
 	if m.Batch {
 		b = append(b, '[')
@@ -75,71 +60,6 @@ func appendEnvelope(b []byte, m store.Message) []byte {
 		b = append(b, m.Events[0].Payload...)
 	}
 	return append(b, '}')
-}
-
-// bodyBuf holds the envelope of one attempt. The attempt and every request
-// body reading it hold a reference; when the last lets go, the buffer
-// goes back to the pool for another attempt. A body the transport never
-// closes keeps its buffer out of the pool, for the collector: only a
-// reference let go too soon could do harm, and none is.
-type bodyBuf struct {
-	b    []byte
-	refs atomic.Int32
-}
-
-var bodyBufs = sync.Pool{New: func() any { return new(bodyBuf) }}
-
-// maxPooledBody keeps one huge envelope from pinning its buffer in the
-// pool.
-const maxPooledBody = 256 << 10
-
-// pooledEnvelope returns a buffer holding m's envelope and one reference,
-// the caller's.
-func pooledEnvelope(m store.Message) *bodyBuf {
-	p := bodyBufs.Get().(*bodyBuf)
-	p.b = appendEnvelope(slices.Grow(p.b[:0], envelopeSize(m)), m)
-	p.refs.Store(1)
-	return p
-}
-
-// release lets go of one reference.
-func (p *bodyBuf) release() {
-	if p == nil || p.refs.Add(-1) != 0 {
-		return
-	}
-	if cap(p.b) <= maxPooledBody {
-		bodyBufs.Put(p)
-	}
-}
-
-// attach makes p the body of req, as http.NewRequest makes a bytes.Reader
-// one: a known length, and a way to read it again. The transport closes
-// each body it reads (net/http's RoundTripper contract: the body may be
-// reused once closed).
-func (p *bodyBuf) attach(req *http.Request) {
-	req.ContentLength = int64(len(p.b))
-	req.Body = p.reader()
-	req.GetBody = func() (io.ReadCloser, error) { return p.reader(), nil }
-}
-
-func (p *bodyBuf) reader() io.ReadCloser {
-	p.refs.Add(1)
-	return &pooledBody{Reader: bytes.NewReader(p.b), buf: p}
-}
-
-// pooledBody is a request body over a bodyBuf; closing it, once, lets go
-// of its reference.
-type pooledBody struct {
-	*bytes.Reader
-	buf    *bodyBuf
-	closed atomic.Bool
-}
-
-func (b *pooledBody) Close() error {
-	if b.closed.CompareAndSwap(false, true) {
-		b.buf.release()
-	}
-	return nil
 }
 
 // envelopeFromRecords builds the default envelope from records a hook may

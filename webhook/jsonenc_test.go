@@ -2,10 +2,8 @@ package webhook
 
 import (
 	"encoding/json"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/heraldhr/herald/store"
 )
 
 type named string
@@ -188,37 +184,4 @@ func TestEnvelopeHeadTypes(t *testing.T) {
 		assert.Equal(t, table+".updated", v.Type)
 		assert.Equal(t, "msg_1", v.ID)
 	}
-}
-
-// TestPooledEnvelopeReferences: the envelope's buffer is let go only when
-// the attempt and every body read from it are done, a body closed twice
-// counts once, and every body reads the whole envelope.
-func TestPooledEnvelopeReferences(t *testing.T) {
-	t.Parallel()
-	m := store.Message{ID: "msg_1", Events: []store.Event{{ID: "e1", Table: "employee", Op: "UPDATE",
-		Time: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), Payload: []byte(`{"key":"E-1"}`)}}}
-	want := envelopeFromStored(m)
-	p := pooledEnvelope(m)
-	require.Equal(t, string(want), string(p.b))
-	req, err := http.NewRequest(http.MethodPost, "https://example.com/hook", nil)
-	require.NoError(t, err)
-	p.attach(req)
-	assert.Equal(t, int64(len(want)), req.ContentLength)
-	again, err := req.GetBody()
-	require.NoError(t, err)
-	assert.Equal(t, int32(3), p.refs.Load(), "the attempt, the body and its copy")
-
-	got, err := io.ReadAll(req.Body)
-	require.NoError(t, err)
-	assert.Equal(t, string(want), string(got))
-	require.NoError(t, req.Body.Close())
-	require.NoError(t, req.Body.Close())
-	assert.Equal(t, int32(2), p.refs.Load(), "a second close counts for nothing")
-	p.release()
-	assert.Equal(t, int32(1), p.refs.Load(), "the copy still reads it")
-	got, err = io.ReadAll(again)
-	require.NoError(t, err)
-	assert.Equal(t, string(want), string(got))
-	require.NoError(t, again.Close())
-	assert.Zero(t, p.refs.Load())
 }
