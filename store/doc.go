@@ -31,7 +31,9 @@
 // Extras are separate interfaces, found by type assertion: [TxEnqueuer]
 // for publishing inside the caller's own database transaction,
 // [BulkEnqueuer] and [BulkTxEnqueuer] for writing many events in one call,
-// and [Notifier] for waking idle workers when work arrives. [Counter] counts
+// and [Notifier] for waking idle workers when work arrives ([AckNotifier]
+// when its notifications also report the work an ack frees, so the
+// dispatcher need not look after every ack). [Counter] counts
 // deliveries by webhook and state in one query, and [Requeuer] puts
 // finished deliveries back into their order chains for bulk recovery; the
 // dispatcher falls back to paging Deliveries and to Replay without them.
