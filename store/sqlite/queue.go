@@ -212,17 +212,23 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event
 	return true, nil
 }
 
+// The claim's queries have no LIMIT: SQLite (3.54) plans with the value
+// bound to a LIMIT and prepares the statement again, parsing included,
+// whenever that value changes, and a claim's limit is the number of free
+// workers, which changes all the time. The rows come in index order, and
+// reading stops at the limit.
+
 const readyWebhooks = `SELECT w.id FROM herald_webhooks w
 	JOIN herald_deliveries d ON d.seq = (SELECT x.seq FROM herald_deliveries x
 		WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.head = 1 AND x.next_attempt <= ?1 AND x.lease_until <= ?1
 		ORDER BY x.next_attempt, x.seq LIMIT 1)
 	WHERE w.disabled = 0
-	ORDER BY d.next_attempt, d.seq LIMIT ?2`
+	ORDER BY d.next_attempt, d.seq`
 
 const dueHeads = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.head = 1 AND d.next_attempt <= ?2 AND d.lease_until <= ?2
-	ORDER BY d.next_attempt, d.seq LIMIT ?3`
+	ORDER BY d.next_attempt, d.seq`
 
 const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
@@ -231,10 +237,9 @@ const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
 const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
-	ORDER BY d.seq LIMIT ?5`
+	ORDER BY d.seq`
 
-// setLeases leases the rows in ?3 under the claim id ?1. It writes no
-// indexed column, so a claim costs no index update.
+// setLeases leases the rows in ?3 under the claim id ?1.
 const setLeases = `UPDATE herald_deliveries SET lease = ?1, lease_until = ?2 WHERE seq IN (SELECT value FROM json_each(?3))`
 
 // fixBatches takes [[seq, batch_id, head], ...] for the rows of batches
@@ -266,12 +271,12 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.Message, error) {
 	now := nanos(c.Now)
-	rows, err := s.query(ctx, tx, readyWebhooks, now, c.Limit)
+	rows, err := s.query(ctx, tx, readyWebhooks, now)
 	if err != nil {
 		return nil, err
 	}
 	var hooks []string
-	for rows.Next() {
+	for len(hooks) < c.Limit && rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
@@ -284,11 +289,11 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 	}
 	queues := make([][]item, len(hooks))
 	for i, id := range hooks {
-		rows, err := s.query(ctx, tx, dueHeads, id, now, c.Limit)
+		rows, err := s.query(ctx, tx, dueHeads, id, now)
 		if err != nil {
 			return nil, err
 		}
-		if queues[i], err = scanItems(rows); err != nil {
+		if queues[i], err = scanItems(rows, c.Limit); err != nil {
 			return nil, err
 		}
 	}
@@ -347,7 +352,7 @@ func (s *Store) unit(ctx context.Context, tx *sql.Tx, head item, rest *[]item, t
 		if err != nil {
 			return nil, err
 		}
-		return scanItems(rows)
+		return scanItems(rows, 0)
 	case head.d.MaxBatch > 1 && !head.d.Replayed:
 		return s.gather(ctx, tx, head, rest, taken, now)
 	}
@@ -365,11 +370,11 @@ func (s *Store) gather(ctx context.Context, tx *sql.Tx, head item, rest *[]item,
 		return nil, err
 	}
 	if len(members) < limit {
-		rows, err := s.query(ctx, tx, dueHeads, head.d.WebhookID, nanos(now), limit+len(taken))
+		rows, err := s.query(ctx, tx, dueHeads, head.d.WebhookID, nanos(now))
 		if err != nil {
 			return nil, err
 		}
-		heads, err := scanItems(rows)
+		heads, err := scanItems(rows, limit+len(taken))
 		if err != nil {
 			return nil, err
 		}
@@ -401,11 +406,11 @@ func (s *Store) follow(ctx context.Context, tx *sql.Tx, members []item, limit in
 	if last.Replayed || len(members) >= limit {
 		return members, nil
 	}
-	rows, err := s.query(ctx, tx, successors, last.WebhookID, last.Tenant, last.Key, last.Seq, limit-len(members))
+	rows, err := s.query(ctx, tx, successors, last.WebhookID, last.Tenant, last.Key, last.Seq)
 	if err != nil {
 		return nil, err
 	}
-	next, err := scanItems(rows)
+	next, err := scanItems(rows, limit-len(members))
 	if err != nil {
 		return nil, err
 	}
