@@ -21,9 +21,11 @@ import (
 
 // handle makes one attempt of a claimed message and returns its result.
 // ok is false when the attempt was cut off by a stop: the caller then
-// releases the lease and records nothing.
-func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Result, ok bool) {
-	defer d.track(m.WebhookID)()
+// releases the lease and records nothing. hd is what the worker pool
+// carries through (nil for ProcessDue).
+func (d *Dispatcher) handle(ctx context.Context, m store.Message, hd *hand) (r store.Result, ok bool) {
+	n := d.track(m.WebhookID)
+	defer d.untrack(n)
 	now := d.now()
 	r = store.Result{MessageID: m.ID, Lease: m.Lease, Now: now}
 	w, err := d.webhookFor(ctx, m.WebhookID)
@@ -50,7 +52,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message) (r store.Resul
 		r.Outcome, r.Error = store.OutcomeCanceled, store.ErasedReason
 		return r, true
 	}
-	tk, held, ok := d.admit(ctx, w, m, now)
+	tk, held, ok := d.admit(ctx, w, m, hd, now)
 	if tk == nil {
 		return held, ok
 	}
@@ -143,6 +145,9 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	// delivery is recorded even during a stop, so its after hooks get
 	// their full HookTimeout to write a sync status.
 	finish := func(res store.Result, tr transform.Result) store.Result {
+		if len(w.After) == 0 {
+			return res
+		}
 		hctx := ctx
 		switch {
 		case res.Outcome == store.OutcomeDelivered:
@@ -210,7 +215,10 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	att.Latency = time.Since(start)
 	failpoint.Hit("attempt.answered")
-	creds := sentCredentials(req) // a receiver may echo them; the log must not
+	var creds []string
+	if err != nil || len(body) > 0 {
+		creds = sentCredentials(req) // a receiver may echo them; the log must not
+	}
 	err = unechoedError(err, creds, w, msg)
 	if w.mapper.Redacts() && msg != nil {
 		att.ResponseBody = snippet(w.mapper.RedactResponse(unechoed(body, creds), header.Get("Content-Type"), msg.Records))
@@ -376,29 +384,37 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := url.Parse(w.URL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
-	}
-	u.Fragment, u.RawFragment = "", ""
-	if query != "" {
-		if u.RawQuery != "" {
-			u.RawQuery += "&"
+	var req *http.Request
+	own := false // the values of the stamped headers are this request's own
+	if w.template != nil && msg == nil && query == "" {
+		// Nothing of the attempt changes the URL or the webhook's headers:
+		// copy them from the template rather than parse and set them.
+		req, own = w.template.Clone(ctx), true
+		setBody(req, body)
+	} else {
+		u, err := url.Parse(w.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
 		}
-		u.RawQuery += query
-	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, w.method(), u.String(), rd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+		u.Fragment, u.RawFragment = "", ""
+		if query != "" {
+			if u.RawQuery != "" {
+				u.RawQuery += "&"
+			}
+			u.RawQuery += query
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		if req, err = http.NewRequestWithContext(ctx, w.method(), u.String(), rd); err != nil {
+			return nil, nil, fmt.Errorf("building request to %s: %v", RedactURL(w.URL), err)
+		}
+		for k, v := range w.Headers {
+			req.Header.Set(k, v)
+		}
 	}
 	h := req.Header
-	for k, v := range w.Headers {
-		h.Set(k, v)
-	}
 	if msg != nil {
 		for k, vs := range msg.Header {
 			for _, v := range vs {
@@ -415,23 +431,74 @@ func (d *Dispatcher) request(ctx context.Context, w *compiled, m store.Message, 
 	}
 	signed := body
 	if w.method() == "GET" {
-		signed = []byte(u.RawQuery)
+		signed = []byte(req.URL.RawQuery)
 	}
-	d.stamp(h, w, m.ID, now, signed, ctype)
+	d.stamp(h, w, m.ID, now, signed, ctype, own)
 	return req, signed, nil
+}
+
+// stampedHeaders are the headers stamp sets.
+var stampedHeaders = [...]string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Content-Type", "User-Agent"}
+
+// requestTemplate returns the request that attempts copy when nothing but
+// the body and the stamped headers changes: the URL without its fragment,
+// the webhook's headers, and a value of its own for each stamped header,
+// to be overwritten. It is nil when the URL and method make no request;
+// attempts then build theirs and report why.
+func requestTemplate(w Webhook) *http.Request {
+	u, err := url.Parse(w.URL)
+	if err != nil {
+		return nil
+	}
+	u.Fragment, u.RawFragment = "", ""
+	req, err := http.NewRequestWithContext(context.Background(), w.method(), u.String(), nil)
+	if err != nil {
+		return nil
+	}
+	for k, v := range w.Headers {
+		req.Header.Set(k, v)
+	}
+	for _, k := range stampedHeaders {
+		req.Header[k] = []string{""}
+	}
+	return req
+}
+
+// setBody gives req the body b as http.NewRequest does a bytes.Reader: a
+// known length, a way to read it again, and NoBody when it is empty.
+func setBody(req *http.Request, b []byte) {
+	if b == nil {
+		return
+	}
+	req.ContentLength = int64(len(b))
+	if len(b) == 0 {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 // stamp sets the headers herald owns on every request, pings included:
 // the Standard Webhooks id, timestamp and signature, the content type and
-// the user agent.
-func (d *Dispatcher) stamp(h http.Header, w *compiled, id string, now time.Time, signed []byte, ctype string) {
-	h.Set("Webhook-Id", id)
-	h.Set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
-	h.Set("Webhook-Signature", w.keys.at(now).Sign(id, now, signed))
-	if ctype != "" {
-		h.Set("Content-Type", ctype)
+// the user agent. With own set, h holds a value slice of its own for each
+// of them (a template's copy), and the values are written in place.
+func (d *Dispatcher) stamp(h http.Header, w *compiled, id string, now time.Time, signed []byte, ctype string, own bool) {
+	set := h.Set
+	if own {
+		set = func(k, v string) { h[k][0] = v }
+		if ctype == "" {
+			delete(h, "Content-Type")
+		}
 	}
-	h.Set("User-Agent", "herald/"+Version)
+	set("Webhook-Id", id)
+	set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	set("Webhook-Signature", w.keys.at(now).Sign(id, now, signed))
+	if ctype != "" {
+		set("Content-Type", ctype)
+	}
+	set("User-Agent", "herald/"+Version)
 }
 
 // body encodes the request body: the default envelope straight from the
@@ -471,10 +538,14 @@ func snippet(b []byte) string {
 // value but those herald sets itself.
 func maskHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
-	for k := range h {
+	for k, vs := range h {
 		switch k {
 		case "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Content-Type", "User-Agent":
-			out[k] = h.Get(k)
+			if len(vs) > 0 {
+				out[k] = vs[0]
+			} else {
+				out[k] = ""
+			}
 		default:
 			out[k] = "xxxxx"
 		}

@@ -72,13 +72,13 @@ func BenchmarkPublish(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := webhook.CPUTime()
 			for i := 0; b.Loop(); i++ {
 				if _, err := d.Publish(ctx, webhook.Change{Table: "employee", Op: webhook.Update, Key: fmt.Sprint(i % 1000), Old: old, New: new}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, cpu)
+			webhook.ReportCPU(b, cpu)
 		})
 	}
 }
@@ -100,13 +100,13 @@ func BenchmarkPublishManyWebhooks(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := webhook.CPUTime()
 			for i := 0; b.Loop(); i++ {
 				if _, err := d.Publish(ctx, webhook.Change{Table: "table7", Op: webhook.Update, Key: fmt.Sprint(i % 1000), Old: old, New: new}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, cpu)
+			webhook.ReportCPU(b, cpu)
 		})
 	}
 }
@@ -121,7 +121,7 @@ func BenchmarkDeliver(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	const batch = 64
-	cpu := cpuTime()
+	cpu := webhook.CPUTime()
 	for i := 0; b.Loop(); i++ {
 		if _, err := d.Publish(ctx, webhook.Change{Table: "employee", Op: webhook.Update, Key: fmt.Sprint(i), Old: old, New: new}); err != nil {
 			b.Fatal(err)
@@ -135,5 +135,5 @@ func BenchmarkDeliver(b *testing.B) {
 	if _, err := d.ProcessDue(ctx); err != nil {
 		b.Fatal(err)
 	}
-	reportCPU(b, cpu)
+	webhook.ReportCPU(b, cpu)
 }

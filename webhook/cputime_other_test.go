@@ -1,6 +1,6 @@
 //go:build !unix
 
-package webhook_test
+package webhook
 
 import (
 	"testing"

@@ -33,6 +33,7 @@ type Dispatcher struct {
 	checkedAt atomic.Int64 // unix nanos (real time) of the last version check
 
 	wake chan struct{}
+	ids  idSource // of events and deliveries
 
 	life     lifecycle
 	health   health
@@ -59,7 +60,8 @@ type compiled struct {
 	mapper *transform.Mapper
 	err    error // why this process cannot use the definition
 
-	redacted string // RedactURL(URL), for every attempt's observer events
+	redacted string        // RedactURL(URL), for every attempt's observer events
+	template *http.Request // what every attempt's request copies; see requestTemplate
 }
 
 // New checks cfg, fills its defaults and returns a dispatcher. It does not
@@ -145,6 +147,7 @@ func (d *Dispatcher) compile(r store.Webhook) *compiled {
 	c.ID, c.Tenant, c.Disabled, c.Version = r.ID, r.Tenant, r.Disabled, r.Version
 	c.CreatedAt, c.UpdatedAt = r.CreatedAt, r.UpdatedAt
 	c.redacted = RedactURL(c.URL)
+	c.template = requestTemplate(c.Webhook)
 	if c.cond, err = condition.Compile(c.When); err != nil && c.err == nil {
 		c.err = err
 	}
@@ -414,12 +417,7 @@ func (d *Dispatcher) Replay(ctx context.Context, deliveryID string) error {
 }
 
 // signal wakes an idle claimer.
-func (d *Dispatcher) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *Dispatcher) signal() { nudge(d.wake) }
 
 // payload is the data object of the default envelope, encoded once per
 // event.
@@ -497,7 +495,7 @@ func (d *Dispatcher) event(c Change, now time.Time) (store.Event, []string, erro
 		return bad("DELETE needs Old")
 	}
 	if c.ID == "" {
-		c.ID = uuid.Must(uuid.NewV7()).String()
+		c.ID = d.ids.newIDs(1)
 	}
 	if c.Time.IsZero() {
 		c.Time = now

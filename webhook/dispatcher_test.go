@@ -133,6 +133,49 @@ func TestDeliversSignedEnvelope(t *testing.T) {
 	assert.Equal(t, w.Version, as[0].WebhookVersion)
 }
 
+// TestRequestsAreTheirOwn: attempts copy their URL and the webhook's
+// headers from one template per definition; requests sent at once each
+// carry their own id, timestamp and signature, the URL loses only its
+// fragment, herald's user agent wins over the webhook's, and each
+// delivery log keeps the headers of its own request.
+func TestRequestsAreTheirOwn(t *testing.T) {
+	t.Parallel()
+	k, rcv := setup(t, webhook.Config{Workers: 4})
+	register(t, k, rcv, webhook.Webhook{URL: rcv.URL + "/hook?site=1#part",
+		Headers: map[string]string{"user-agent": "theirs", "X-Api-Key": "k3y"}})
+	ids := map[string]bool{}
+	for i := range 8 {
+		id, err := k.Publish(t.Context(), update(fmt.Sprint("E-", i), map[string]any{"grade": i}, map[string]any{"grade": i + 1}))
+		require.NoError(t, err)
+		ids[id] = true
+	}
+	require.Equal(t, 8, k.Drain(t))
+	reqs := rcv.Requests()
+	require.Len(t, reqs, 8)
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		require.NoError(t, r.VerifyErr)
+		e, _ := decode(t, r.Body)
+		assert.Equal(t, e.ID, r.ID(), "each request carries the id of its own body")
+		assert.True(t, ids[r.ID()])
+		seen[r.ID()] = true
+		assert.Equal(t, "/hook?site=1", r.URL)
+		assert.Equal(t, "herald/"+webhook.Version, r.Header.Get("User-Agent"))
+		assert.Equal(t, []string{"k3y"}, r.Header.Values("X-Api-Key"))
+		assert.Len(t, r.Header.Values("Webhook-Signature"), 1)
+	}
+	assert.Len(t, seen, 8)
+	ds, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{})
+	require.NoError(t, err)
+	for _, d := range ds {
+		as, err := k.Attempts(t.Context(), d.ID)
+		require.NoError(t, err)
+		require.Len(t, as, 1)
+		assert.Equal(t, d.EventID, as[0].RequestHeaders["Webhook-Id"])
+		assert.Equal(t, "xxxxx", as[0].RequestHeaders["X-Api-Key"])
+	}
+}
+
 func TestEventTypes(t *testing.T) {
 	t.Parallel()
 	k, rcv := setup(t, webhook.Config{})

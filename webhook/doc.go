@@ -166,13 +166,14 @@
 // [Dispatcher.Recover] sends again every dead (or otherwise finished)
 // delivery of one webhook published in a time range, oldest first, paging
 // through the log rather than loading it; DryRun counts first. With a store
-// that implements store.Requeuer (the memory store does) recovered
-// deliveries rejoin their record's order chain by sequence: for each
-// record key they go out one at a time, oldest first, ahead of the key's
-// later pending deliveries, so the receiver ends with the latest state;
-// only a later delivery of the key already in flight is not held back.
-// With other stores Recover replays each delivery, and replays of one key
-// may arrive in any order; [RecoverResult].InOrder tells which happened.
+// that implements store.Requeuer (the memory, SQLite and Postgres stores
+// do) recovered deliveries rejoin their record's order chain by sequence:
+// for each record key they go out one at a time, oldest first, ahead of
+// the key's later pending deliveries, so the receiver ends with the latest
+// state; only a later delivery of the key already in flight is not held
+// back. With other stores Recover replays each delivery, and replays of
+// one key may arrive in any order; [RecoverResult].InOrder tells which
+// happened.
 //
 // # Observer
 //
@@ -276,11 +277,11 @@
 //
 // # Audit trail
 //
-// With a store that keeps one (store.Auditor; the memory store does),
-// the dispatcher records every change of a webhook (Register, Update,
-// SetDisabled, RotateSecret, Delete), every Replay and every recovery,
-// with who did it: the actor [WithActor] put in the context, or
-// [SystemActor] when the dispatcher acted on its own (disabling a webhook
+// With a store that keeps one (store.Auditor; the memory, SQLite and
+// Postgres stores do), the dispatcher records every change of a webhook
+// (Register, Update, SetDisabled, RotateSecret, Delete), every Replay and
+// every recovery, with who did it: the actor [WithActor] put in the
+// context, or [SystemActor] when the dispatcher acted on its own (disabling a webhook
 // whose receiver answered 410 Gone or failed for too long). A record of a definition change
 // carries the definition as saved, secrets masked, so a webhook's records
 // are also its versions; an update names the fields it changed, never

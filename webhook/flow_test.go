@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/memory"
 	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
@@ -323,4 +324,38 @@ func hooksWith(t *testing.T, names ...string) *transform.Registry {
 		require.NoError(t, r.RegisterBefore(n, transform.BeforeFunc(func(context.Context, *transform.Message) error { return nil })))
 	}
 	return r
+}
+
+// noAckNotes hides the store's notice of acks: the dispatcher must then
+// wake itself after each.
+type noAckNotes struct{ *memory.Store }
+
+func (noAckNotes) NotifiesAcks() bool { return false }
+
+// TestNextRecordWithoutPolling: when a record's delivery ends, the next
+// one of its key goes out at once, not at the next poll, whether the
+// store reports the acks that free it or the dispatcher has to look.
+func TestNextRecordWithoutPolling(t *testing.T) {
+	t.Parallel()
+	for name, st := range map[string]store.Store{"store notifies acks": memory.New(), "store does not": noAckNotes{memory.New()}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			k, rcv := setup(t, webhook.Config{Store: st, PollInterval: time.Hour})
+			register(t, k, rcv, webhook.Webhook{})
+			require.NoError(t, k.Start(t.Context()))
+			var ids []string
+			for i := range 4 {
+				id, err := k.Publish(t.Context(), update("E1", nil, map[string]any{"a": i}))
+				require.NoError(t, err)
+				ids = append(ids, id)
+			}
+			rcv.WaitFor(t, 4, 10*time.Second)
+			var got []string
+			for _, r := range rcv.Requests() {
+				got = append(got, r.ID())
+			}
+			assert.Equal(t, ids, got, "in order")
+			require.NoError(t, k.Shutdown(t.Context()))
+		})
+	}
 }

@@ -358,8 +358,6 @@ type hand struct {
 	next    *parked
 }
 
-type handKey struct{}
-
 // outcomeParked is what handle returns for a message it parked: nothing
 // to record, its lease still held.
 const outcomeParked store.Outcome = 0
@@ -370,7 +368,7 @@ const outcomeParked store.Outcome = 0
 func (d *Dispatcher) work(ctx context.Context, m store.Message) {
 	h := &hand{at: time.Now()}
 	for {
-		r, ok := d.handle(context.WithValue(ctx, handKey{}, h), m)
+		r, ok := d.handle(ctx, m, h)
 		if h.slotted && !h.used {
 			// handle returned before admit (webhook deleted, disabled,
 			// held): the slot passes on.
@@ -484,7 +482,7 @@ func replayed(m store.Message) bool {
 // all, and messages that can still start within their lease; beyond, a
 // message is postponed in the store to about its turn. ProcessDue has no
 // pool to protect: there m waits for its turn.
-func (d *Dispatcher) admit(ctx context.Context, w *compiled, m store.Message, now time.Time) (tk *ticket, r store.Result, ok bool) {
+func (d *Dispatcher) admit(ctx context.Context, w *compiled, m store.Message, hd *hand, now time.Time) (tk *ticket, r store.Result, ok bool) {
 	h := &d.health
 	postpone := func(at time.Time, why string) (*ticket, store.Result, bool) {
 		h.wakeAtLocked(at)
@@ -494,7 +492,6 @@ func (d *Dispatcher) admit(ctx context.Context, w *compiled, m store.Message, no
 	replay := replayed(m)
 	limit := d.concurrencyFor(w.Webhook)
 	cl, known := ctx.Value(claimerKey{}).(claimer)
-	hd, _ := ctx.Value(handKey{}).(*hand)
 	stopping := d.stopping(ctx)
 	start := time.Now()
 	granted := hd != nil && hd.slotted // holds one of the webhook's slots

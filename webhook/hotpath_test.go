@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -14,18 +15,30 @@ func TestNewIDsAreUUIDs(t *testing.T) {
 	t.Parallel()
 	u := uuid.Must(uuid.NewV7())
 	assert.Equal(t, u.String(), string(appendUUID(nil, u)))
-	ids := newIDs(3)
-	require.Len(t, ids, 3*36)
-	seen := map[string]bool{}
-	for i := range 3 {
-		id := ids[36*i : 36*i+36]
+	var src idSource
+	before := time.Now()
+	var all []string
+	for _, n := range []int{3, 1, 40, 2} { // 40: more randomness than the stack buffer holds
+		ids := src.newIDs(n)
+		require.Len(t, ids, 36*n)
+		for i := range n {
+			all = append(all, ids[36*i:36*i+36])
+		}
+	}
+	after := time.Now()
+	for i, id := range all {
 		p, err := uuid.Parse(id)
 		require.NoError(t, err)
 		assert.Equal(t, uuid.Version(7), p.Version())
+		assert.Equal(t, uuid.RFC4122, p.Variant())
 		assert.Equal(t, p.String(), id)
-		seen[id] = true
+		sec, nsec := p.Time().UnixTime()
+		at := time.Unix(sec, nsec)
+		assert.False(t, at.Before(before.Truncate(time.Millisecond)) || at.After(after.Add(time.Millisecond)), "time %v", at)
+		if i > 0 {
+			assert.Less(t, all[i-1], id, "ids increase")
+		}
 	}
-	assert.Len(t, seen, 3)
 }
 
 // TestIdleConnectionsFollowWorkers: the default transport keeps an idle

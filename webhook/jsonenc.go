@@ -154,13 +154,81 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	return appendMarshal(b, v)
 }
 
-// appendMap appends m with its keys sorted, as encoding/json does.
+// appendMap appends m with its keys sorted, as encoding/json does. Keys
+// and values are taken in one pass over the map, so no value is looked up
+// again by its key, into an array on the stack; what is sorted is their
+// order, bytes without pointers, so sorting costs no write barriers while
+// the garbage collector runs.
 func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 	if depth > maxFastDepth {
 		return appendMarshal(b, m)
 	}
-	var stack [64]string
-	keys := stack[:0]
+	if len(m) > maxStackFields {
+		return appendBigMap(b, m, depth)
+	}
+	var fields [maxStackFields]field
+	var heads [maxStackFields]uint64 // the first 8 bytes of each key, to compare most keys at once
+	var order [maxStackFields]uint8
+	n := 0
+	for k, v := range m {
+		fields[n], heads[n] = field{k, v}, keyHead(k)
+		// Binary insertion as the fields arrive: few enough to beat a
+		// general sort.
+		lo, hi := 0, n
+		for lo < hi {
+			mid := int(uint(lo+hi) >> 1)
+			if o := order[mid]; heads[o] < heads[n] || heads[o] == heads[n] && fields[o].key < k {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		copy(order[lo+1:n+1], order[lo:n])
+		order[lo] = uint8(n)
+		n++
+	}
+	b = append(b, '{')
+	var err error
+	for i, o := range order[:n] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		f := &fields[o]
+		b = appendString(b, f.key)
+		b = append(b, ':')
+		if b, err = appendValue(b, f.value, depth); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// keyHead packs the first 8 bytes of k, zero-padded, big-endian: heads
+// that differ order their keys as the keys' bytes do, and equal heads
+// leave the order to the whole keys.
+func keyHead(k string) uint64 {
+	var h uint64
+	for i := range 8 {
+		h <<= 8
+		if i < len(k) {
+			h |= uint64(k[i])
+		}
+	}
+	return h
+}
+
+// maxStackFields is the most fields appendMap sorts on the stack.
+const maxStackFields = 48
+
+// field is one entry of a map being encoded.
+type field struct {
+	key   string
+	value any
+}
+
+// appendBigMap is appendMap for maps of more than maxStackFields.
+func appendBigMap(b []byte, m map[string]any, depth int) ([]byte, error) {
+	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -214,24 +282,41 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
+		if plainByte[c] {
+			continue
 		}
-		if c >= utf8.RuneSelf {
-			// Valid UTF-8 passes unchanged except U+2028 and U+2029.
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
-				q, _ := json.Marshal(s)
-				return append(b, q...)
-			}
-			i += size - 1
+		if c < utf8.RuneSelf {
+			return appendMarshaledString(b, s)
 		}
+		// Valid UTF-8 passes unchanged except U+2028 and U+2029.
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+			return appendMarshaledString(b, s)
+		}
+		i += size - 1
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+func appendMarshaledString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+// plainByte marks the ASCII bytes encoding/json writes in a string as they
+// are.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		switch c {
+		case '"', '\\', '<', '>', '&':
+		default:
+			t[c] = true
+		}
+	}
+	return t
+}()
 
 func appendMarshal(b []byte, v any) ([]byte, error) {
 	q, err := json.Marshal(v)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,26 @@ func TestMarshalPayloadRandom(t *testing.T) {
 		got, gerr := marshalPayload(&p)
 		require.Equal(t, werr == nil, gerr == nil)
 		require.Equal(t, string(want), string(got))
+	}
+}
+
+// TestAppendMapKeyOrder: keys that share their first bytes, end early or
+// hold zero bytes sort as encoding/json sorts them, in maps small enough
+// to sort on the stack and in larger ones.
+func TestAppendMapKeyOrder(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	stems := []string{"", "a", "field_", "field_0", "field_00", "field_000", "field_\x00", "\x00", "\xff", "é", "abcdefgh", "abcdefghi"}
+	for _, size := range []int{1, 2, 7, maxStackFields - 1, maxStackFields, maxStackFields + 1, 200} {
+		m := map[string]any{}
+		for len(m) < size {
+			m[stems[r.IntN(len(stems))]+strconv.Itoa(r.IntN(300))] = len(m)
+		}
+		want, err := json.Marshal(m)
+		require.NoError(t, err)
+		got, err := appendMap(nil, m, 1)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), "%d keys", size)
 	}
 }
 

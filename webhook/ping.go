@@ -178,7 +178,7 @@ func (d *Dispatcher) ping(ctx context.Context, w *compiled, stored bool) PingRes
 	if w.method() == http.MethodGet {
 		signed = []byte(query)
 	}
-	d.stamp(req.Header, w, id, now, signed, ctype)
+	d.stamp(req.Header, w, id, now, signed, ctype, false)
 	res.RequestHeaders = maskHeaders(req.Header)
 
 	start := time.Now()

@@ -50,14 +50,17 @@ const recoverPage = 500
 // it goes, so workers start sending while it runs. Run it with DryRun
 // first to see how many it would send.
 //
-// Order: with a store that implements store.Requeuer (the memory store
-// does), recovered deliveries rejoin their record's order chain at the
-// place their sequence gives them. For each webhook and record key they
+// Order: with a store that implements store.Requeuer (the memory, SQLite
+// and Postgres stores do), recovered deliveries rejoin their record's
+// order chain at the place their sequence gives them. For each webhook and
+// record key they
 // are then attempted one at a time, oldest first, after the earlier
 // deliveries of that key still pending and before the later ones, so a
 // receiver that applies records as they arrive ends with the latest
 // state; only a later delivery of the key already in flight, or fixed in a
-// batch awaiting its retry, is not held back. Each gets a fresh attempt
+// batch awaiting its retry, is not held back. (On Postgres, the key's
+// deliveries waiting behind such a one may follow it as soon as it
+// finishes, before the recovered one has.) Each gets a fresh attempt
 // count and is sent under its own message id again. With another store
 // Recover falls back to Replay, one delivery at a time, oldest first:
 // each then travels outside its order chain, and two replays of one key

@@ -129,9 +129,9 @@ func newWebhookStats() WebhookStats {
 	return WebhookStats{Deliveries: map[Status]int64{Pending: 0, Delivered: 0, Dead: 0, Skipped: 0, Canceled: 0}}
 }
 
-// track counts an attempt in flight for webhookID until the returned
-// function is called.
-func (d *Dispatcher) track(webhookID string) func() {
+// track counts an attempt in flight for webhookID until untrack is called
+// with the counter it returns.
+func (d *Dispatcher) track(webhookID string) *atomic.Int64 {
 	v, ok := d.tel.inflight.Load(webhookID)
 	if !ok {
 		v, _ = d.tel.inflight.LoadOrStore(webhookID, new(atomic.Int64))
@@ -139,8 +139,10 @@ func (d *Dispatcher) track(webhookID string) func() {
 	n := v.(*atomic.Int64)
 	n.Add(1)
 	d.tel.inflightTotal.Add(1)
-	return func() {
-		n.Add(-1)
-		d.tel.inflightTotal.Add(-1)
-	}
+	return n
+}
+
+func (d *Dispatcher) untrack(n *atomic.Int64) {
+	n.Add(-1)
+	d.tel.inflightTotal.Add(-1)
 }

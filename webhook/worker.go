@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhr/herald/internal/failpoint"
@@ -24,6 +25,9 @@ type lifecycle struct {
 	ackMu     sync.RWMutex
 	ackClosed bool
 	acks      chan store.Result
+	// acksNotified: the store's notifications, which this process
+	// receives, report the work an ack makes claimable.
+	acksNotified bool
 }
 
 // shutdownGrace bounds the wait, after in-flight attempts were cancelled,
@@ -54,6 +58,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			d.log.Warn("herald: store notifications unavailable; polling", "error", err)
 		} else {
 			notes = ch
+			an, ok := d.store.(store.AckNotifier)
+			l.acksNotified = ok && an.NotifiesAcks()
 		}
 	}
 	d.startObserver()
@@ -137,13 +143,19 @@ func (d *Dispatcher) closeIdle() {
 func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
 	l := &d.life
 	workers := d.cfg.Workers
-	slots := make(chan struct{}, workers)
+	// busy counts the workers holding a message, from its claim until
+	// the worker is done with it, so a worker is free for every message
+	// handed over. A worker that frees the pool's first slot says so on
+	// freed. Counting them costs the same however many workers are idle;
+	// a token per worker on a channel cost a send and a receive per idle
+	// worker on every claim.
+	var busy atomic.Int64
+	freed := make(chan struct{}, 1)
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
+	pollAt := time.Now().Add(d.cfg.PollInterval) // when poll fires, unless it has
 	// Workers live as long as the loop: a goroutine per message grew a
-	// fresh stack for every attempt. A claimed message holds a slot until
-	// its worker is done with it, so a worker is free for every message
-	// handed over.
+	// fresh stack for every attempt.
 	work := make(chan store.Message)
 	var pool sync.WaitGroup
 	defer func() {
@@ -158,28 +170,31 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			for m := range work {
 				d.work(hctx, m)
 				l.inflight.Done()
-				<-slots
+				if busy.Add(-1) == int64(workers)-1 {
+					nudge(freed)
+				}
 			}
 		}()
 	}
 	failures := 0
 	for {
+		n := workers - int(busy.Load())
+		if n <= 0 {
+			select {
+			case <-freed:
+				continue
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
 		select {
-		case slots <- struct{}{}:
 		case <-stop:
 			return
 		case <-ctx.Done():
 			return
-		}
-		n := 1
-	fill:
-		for n < workers {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break fill
-			}
+		default:
 		}
 		// The claim below answers every wake-up sent so far (work is
 		// stored before its signal is sent): drop them, or each would cost
@@ -188,9 +203,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		drain(d.wake)
 		drain(notes)
 		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
-		for range n - len(msgs) {
-			<-slots
-		}
+		busy.Add(int64(len(msgs)))
 		for _, m := range msgs {
 			l.inflight.Add(1)
 			work <- m
@@ -211,13 +224,13 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 			failures = 0
 			continue
 		}
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
-			}
+		// The poll timer is set again only to fire sooner, or once it
+		// fired: an idle claimer still looks every PollInterval, without
+		// a timer reset on every wake-up.
+		if at := time.Now().Add(wait); at.Before(pollAt) || err != nil {
+			poll.Reset(wait) // no stale tick survives a Reset (Go 1.23 timers)
+			pollAt = at
 		}
-		poll.Reset(wait)
 		select {
 		case <-stop:
 			return
@@ -226,7 +239,17 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		case <-d.wake:
 		case <-notes:
 		case <-poll.C:
+			poll.Reset(d.cfg.PollInterval)
+			pollAt = time.Now().Add(d.cfg.PollInterval)
 		}
+	}
+}
+
+// nudge sends a wake-up on ch unless one is pending.
+func nudge(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -270,11 +293,27 @@ func (d *Dispatcher) ackLoop(acks <-chan store.Result) {
 				break more
 			}
 		}
-		// A finished head lets the next record of its key move up.
-		if d.writeAcks(batch) {
+		if d.writeAcks(batch) && d.wakeAfter(batch) {
 			d.signal()
 		}
 	}
+}
+
+// wakeAfter reports whether the claimer should look for work after rs
+// were recorded: a finished head lets the next record of its key move
+// up, which a store that notifies acks reports itself; and a postponement
+// may be due before the claimer's next look, which only this process
+// knows.
+func (d *Dispatcher) wakeAfter(rs []store.Result) bool {
+	if !d.life.acksNotified {
+		return true
+	}
+	for _, r := range rs {
+		if r.Outcome == store.OutcomePostpone {
+			return true
+		}
+	}
+	return false
 }
 
 // writeAcks records results and reports whether the store took them (a
@@ -323,7 +362,7 @@ func (d *Dispatcher) ProcessDue(ctx context.Context) (int, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i], keep[i] = d.handle(ctx, m)
+				results[i], keep[i] = d.handle(ctx, m, nil)
 			}()
 		}
 		wg.Wait()

@@ -79,6 +79,7 @@ type result struct {
 	P50Micros      float64 `json:"p50_us"`
 	P99Micros      float64 `json:"p99_us"`
 	CPUMicrosPerDl float64 `json:"cpu_us_per_delivery"`
+	GCMicrosPerDl  float64 `json:"gc_cpu_us_per_delivery"` // the runtime's estimate, within cpu_us_per_delivery
 	AllocsPerDlv   float64 `json:"allocs_per_delivery"`
 	BytesPerDlv    float64 `json:"bytes_per_delivery"`
 	PeakHeapMiB    float64 `json:"peak_heap_mib"`
@@ -101,7 +102,12 @@ func main() {
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (labelled side=baseline|herald)")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file (pprof -sample_index=alloc_objects)")
 	flag.Parse()
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer writeHeapProfile(*memprofile)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -134,6 +140,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
+	}
+}
+
+// writeHeapProfile writes the allocations of the run so far.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
 	}
 }
 
@@ -283,34 +300,37 @@ func changeRecords(n int) (old, new map[string]any) {
 // meter measures CPU time, allocations, bytes and the peak heap over a
 // scenario. It reads runtime/metrics, which does not stop the world.
 type meter struct {
-	cpu, allocs, bytes float64
-	peak               atomic.Uint64
-	stop, done         chan struct{}
+	cpu, gc, allocs, bytes float64
+	peak                   atomic.Uint64
+	stop, done             chan struct{}
 }
 
 var meterMetrics = []string{"/gc/heap/allocs:objects", "/gc/heap/tiny/allocs:objects", "/gc/heap/allocs:bytes",
-	"/memory/classes/heap/objects:bytes"}
+	"/memory/classes/heap/objects:bytes", "/cpu/classes/gc/total:cpu-seconds"}
 
-func readMetrics() (allocs, bytes, heap float64) {
+func readMetrics() (allocs, bytes, heap, gc float64) {
 	s := make([]metrics.Sample, len(meterMetrics))
 	for i, n := range meterMetrics {
 		s[i].Name = n
 	}
 	metrics.Read(s)
 	v := func(i int) float64 {
-		if s[i].Value.Kind() == metrics.KindUint64 {
+		switch s[i].Value.Kind() {
+		case metrics.KindUint64:
 			return float64(s[i].Value.Uint64())
+		case metrics.KindFloat64:
+			return s[i].Value.Float64()
 		}
 		return 0
 	}
-	return v(0) + v(1), v(2), v(3)
+	return v(0) + v(1), v(2), v(3), v(4)
 }
 
 func startMeter() *meter {
 	m := &meter{stop: make(chan struct{}), done: make(chan struct{})}
 	runtime.GC()
 	m.cpu = cpuSeconds()
-	m.allocs, m.bytes, _ = readMetrics()
+	m.allocs, m.bytes, _, m.gc = readMetrics()
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(20 * time.Millisecond)
@@ -320,7 +340,7 @@ func startMeter() *meter {
 			case <-m.stop:
 				return
 			case <-t.C:
-				if _, _, h := readMetrics(); uint64(h) > m.peak.Load() {
+				if _, _, h, _ := readMetrics(); uint64(h) > m.peak.Load() {
 					m.peak.Store(uint64(h))
 				}
 			}
@@ -333,9 +353,10 @@ func (m *meter) finish(r *result) {
 	close(m.stop)
 	<-m.done
 	cpu := cpuSeconds()
-	allocs, bytes, heap := readMetrics()
+	allocs, bytes, heap, gc := readMetrics()
 	if r.Deliveries > 0 {
 		r.CPUMicrosPerDl = (cpu - m.cpu) * 1e6 / float64(r.Deliveries)
+		r.GCMicrosPerDl = (gc - m.gc) * 1e6 / float64(r.Deliveries)
 		r.AllocsPerDlv = (allocs - m.allocs) / float64(r.Deliveries)
 		r.BytesPerDlv = (bytes - m.bytes) / float64(r.Deliveries)
 	}
@@ -401,7 +422,7 @@ func baseline(ctx context.Context, url string, o options, c int) (result, error)
 			var own []time.Duration
 			defer func() { lat.add(own) }()
 			for i := 0; time.Now().Before(deadline); i++ {
-				id := fmt.Sprintf("base-%d-%d", g, i)
+				id := opID("base-", g, i)
 				t0 := time.Now()
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 				if err != nil {
@@ -439,26 +460,61 @@ func baseline(ctx context.Context, url string, o options, c int) (result, error)
 	return r, nil
 }
 
-// waiter is a publisher waiting for the deliveries of its change.
+// waiter is a publishing goroutine waiting for the deliveries of its
+// current change.
 type waiter struct {
-	left atomic.Int32
+	seq  atomic.Int64 // the number of the change it waits for
+	left atomic.Int32 // deliveries still to come
 	done chan struct{}
+}
+
+// opID is the id of goroutine g's i-th operation. Made with strconv, not
+// fmt, so that neither side pays more than it must for its ids.
+func opID(prefix string, g, i int) string {
+	b := make([]byte, 0, len(prefix)+24)
+	b = append(b, prefix...)
+	b = strconv.AppendInt(b, int64(g), 10)
+	b = append(b, '-')
+	return string(strconv.AppendInt(b, int64(i), 10))
+}
+
+// parseOpID returns the g and i of an id opID made with prefix.
+func parseOpID(id, prefix string) (g, i int, ok bool) {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok {
+		return 0, 0, false
+	}
+	gs, is, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	g, err1 := strconv.Atoi(gs)
+	i, err2 := strconv.Atoi(is)
+	return g, i, err1 == nil && err2 == nil
 }
 
 // heraldRun publishes changes from c goroutines in a closed loop, each
 // waiting until herald has the receiver's answer for every delivery of its
-// change, with c workers.
+// change, with c workers. The observer finds the waiting goroutine from
+// the change id, which names it, rather than in a map of every change.
 func heraldRun(ctx context.Context, url string, st store.Store, o options, c int) (result, error) {
-	var waiters sync.Map // event id -> *waiter
+	prefix := "chg-" + strconv.Itoa(c) + "-"
+	waiters := make([]waiter, c)
+	for g := range waiters {
+		waiters[g].seq.Store(-1)
+		waiters[g].done = make(chan struct{}, 1)
+	}
 	var failed atomic.Int64
 	d, err := webhook.New(webhook.Config{Store: st, AllowPrivateNetworks: true, Workers: c,
 		Observer: webhook.ObserverFunc(func(e webhook.Event) {
 			switch e.Kind {
 			case webhook.EventDelivered:
-				if v, ok := waiters.Load(e.MessageID); ok {
-					if w := v.(*waiter); w.left.Add(-1) == 0 {
-						close(w.done)
-					}
+				g, i, ok := parseOpID(e.MessageID, prefix)
+				if !ok || g >= len(waiters) {
+					return
+				}
+				if w := &waiters[g]; w.seq.Load() == int64(i) && w.left.Add(-1) == 0 {
+					w.done <- struct{}{}
 				}
 			case webhook.EventRetry, webhook.EventDead:
 				failed.Add(1)
@@ -502,14 +558,14 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 			defer func() { lat.add(own) }()
 			timeout := time.NewTimer(time.Hour)
 			defer timeout.Stop()
+			w := &waiters[g]
 			for i := 0; time.Now().Before(deadline); i++ {
-				id := fmt.Sprintf("chg-%d-%d-%d", c, g, i)
-				w := &waiter{done: make(chan struct{})}
+				id := opID(prefix, g, i)
+				w.seq.Store(int64(i)) // first: a late event of the last change no longer counts
 				w.left.Store(int32(o.Fanout))
-				waiters.Store(id, w)
 				t0 := time.Now()
 				if _, err := d.Publish(ctx, webhook.Change{ID: id, Table: "employee", Op: webhook.Update,
-					Key: fmt.Sprintf("E-%d-%d", g, i), Old: old, New: new}); err != nil {
+					Key: opID("E-", g, i), Old: old, New: new}); err != nil {
 					errs <- err
 					return
 				}
@@ -521,7 +577,6 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 					return
 				}
 				own = append(own, time.Since(t0))
-				waiters.Delete(id)
 				n.Add(int64(o.Fanout))
 			}
 		}()
@@ -546,10 +601,10 @@ func report(w io.Writer, o options, rs []result) error {
 		return enc.Encode(rs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
+	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tof it gc\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
-			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
+			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.GCMicrosPerDl, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
 	}
 	fmt.Fprintf(tw, "\nreceiver: %s; %d round(s) of %v per scenario, median shown; %d CPUs, %s\n",
 		o.Receiver, o.Rounds, o.Duration, runtime.NumCPU(), runtime.Version())

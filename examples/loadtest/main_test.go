@@ -75,3 +75,19 @@ func TestMedianPairsRatios(t *testing.T) {
 		t.Fatalf("median %+v", m)
 	}
 }
+
+// TestOpIDs: the observer finds the goroutine and change an id names, and
+// nothing in an id of another form.
+func TestOpIDs(t *testing.T) {
+	for _, c := range []struct{ g, i int }{{0, 0}, {63, 1000000}, {7, 42}} {
+		g, i, ok := parseOpID(opID("chg-64-", c.g, c.i), "chg-64-")
+		if !ok || g != c.g || i != c.i {
+			t.Errorf("%d-%d came back as %d-%d (%v)", c.g, c.i, g, i, ok)
+		}
+	}
+	for _, id := range []string{"chg-8-1-2", "chg-64-1", "chg-64-x-2", "chg-64-1-y", "other"} {
+		if _, _, ok := parseOpID(id, "chg-64-"); ok {
+			t.Errorf("%q parsed", id)
+		}
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +30,8 @@ const (
 	envTargets = "HERALD_CHAOSCRASH_TARGETS" // the receiver and its trap
 	envConfig  = "HERALD_CHAOSCRASH_CONFIG"  // the workload's sizes
 	envShare   = "HERALD_CHAOSCRASH_SHARE"   // the share of the changes to publish
+	envLeases  = "HERALD_CHAOSCRASH_LEASES"  // the file the lease log is appended to
+	envSender  = "HERALD_CHAOSCRASH_SENDER"  // the child's number, its requests' epoch
 )
 
 // Points are the failpoints a run kills at, in turn, from a seeded
@@ -94,10 +98,23 @@ func child(open Opener) error {
 		return err
 	}
 	defer st.Close()
+	// Every lease given, let go or refused goes to the parent's file as it
+	// happens: a kill loses none of it.
+	lf, err := os.OpenFile(os.Getenv(envLeases), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	sender, err := strconv.Atoi(os.Getenv(envSender))
+	if err != nil {
+		return fmt.Errorf("%s: %w", envSender, err)
+	}
+	leases := webhooktest.NewLeaseLog(lf, sender)
 	w := webhooktest.NewChaosWorkload(cfg)
-	dc := w.DispatcherConfig(st, tg)
+	dc := w.DispatcherConfig(leases.Store(st), tg)
 	dc.LeaseDuration = 2 * time.Second // what the next child waits for at most
 	dc.Retention = webhook.Retention{Disabled: true}
+	dc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := webhook.New(dc)
 	if err != nil {
 		return err
@@ -127,7 +144,7 @@ func child(open Opener) error {
 			return err
 		}
 		if ok {
-			return d.Shutdown(ctx)
+			return errors.Join(d.Shutdown(ctx), leases.Err())
 		}
 		select {
 		case <-ctx.Done():
@@ -161,6 +178,14 @@ func decodeConfig(s string) (webhooktest.ChaosConfig, error) {
 		Publishers: int(n[4]), Workers: int(n[5]), AttemptTimeout: time.Duration(n[6]), Timeout: time.Duration(n[7])}, nil
 }
 
+// quiesceWait bounds the wait, once a child has ended, for the receiver to
+// finish with its connections: a slow body trickles for 2s at most, and a
+// dead child's connections end as soon as the server reads them.
+const quiesceWait = 10 * time.Second
+
+// maxChildLog bounds what is kept of a child's output.
+const maxChildLog = 16 << 10
+
 // Config sizes a run.
 type Config struct {
 	Open  Opener
@@ -186,7 +211,8 @@ func (r Report) String() string {
 }
 
 // Failures lists the promises the run saw broken, those of the chaos run
-// and one more: no duplicate may come from a lost outcome but at a kill.
+// and one more: no duplicate may come from an outcome lost but at a kill
+// or to a lease that ran out.
 func (r Report) Failures() []string {
 	out := r.ChaosReport.Failures()
 	if n := r.DuplicateCauses[webhooktest.CauseUnrecorded]; n > 0 {
@@ -217,6 +243,7 @@ func Run(t *testing.T, cfg Config) Report {
 	if cfg.Budget == 0 {
 		cfg.Budget = 3 * time.Minute
 	}
+	leaseFile := filepath.Join(t.TempDir(), "leases.jsonl") // the children's lease logs
 	w := webhooktest.NewChaosWorkload(cfg.Chaos)
 	cfg.Chaos = w.Config()
 	cfg.Chaos.Timeout = cfg.Budget
@@ -227,12 +254,12 @@ func Run(t *testing.T, cfg Config) Report {
 	for _, s := range w.Secrets() {
 		rcv.AddSecret(s)
 	}
-	tg := rcv.Targets()
 
 	rng := rand.New(rand.NewPCG(cfg.Chaos.Seed, 0xc4a5))
 	first := rng.IntN(len(Points))
 	rep := Report{Kills: map[string]int{}}
 	pendingAt := map[int]map[string]bool{} // child killed -> deliveries pending after the kill
+	killed := map[int]bool{}
 	for kills := 0; kills < cfg.Kills; {
 		rep.Children++
 		if rep.Children > 3*cfg.Kills {
@@ -245,28 +272,39 @@ func Run(t *testing.T, cfg Config) Report {
 		fresh := cfg.Chaos.Changes / (cfg.Kills + 1)
 		spec := fmt.Sprintf("%s=kill@%d", point, hitsBefore(rng, point, int(share*float64(cfg.Chaos.Changes)), fresh))
 		rcv.SetEpoch(rep.Children)
-		if !runChild(ctx, t, cfg, tg, rep.Children, spec, share) {
+		if !runChild(ctx, t, cfg, rcv, leaseFile, rep.Children, spec, share) {
 			rep.CleanRuns++
 			continue
 		}
 		kills++
+		killed[rep.Children] = true
 		rep.Kills[point]++
 		pendingAt[rep.Children] = pending(ctx, t, cfg)
 	}
 	rcv.Calm()
 	rep.Children++
 	rcv.SetEpoch(rep.Children)
-	if runChild(ctx, t, cfg, tg, rep.Children, "", 1) {
+	if runChild(ctx, t, cfg, rcv, leaseFile, rep.Children, "", 1) {
 		t.Fatal("the last child, without failpoints, was killed")
 	}
 
 	st, err := cfg.Open(ctx, cfg.Addr)
 	require.NoError(t, err)
 	defer st.Close()
-	// A request a killed child sent, processed, whose delivery was still
-	// pending after the kill: its outcome died with the child.
-	cr, err := w.Check(ctx, st, rcv, func(a webhooktest.ChaosArrival, webhookID, eventID string) bool {
-		return pendingAt[a.Epoch][webhookID+" "+eventID]
+	lf, err := os.Open(leaseFile)
+	require.NoError(t, err)
+	leases, err := webhooktest.ReadLeaseLog(lf)
+	_ = lf.Close()
+	require.NoError(t, err)
+	require.LessOrEqual(t, leases.Cut(), len(killed), "only a kill cuts a lease record short")
+	cr, err := w.Check(ctx, st, rcv, webhooktest.ChaosEvidence{
+		// A request a killed child sent, processed, whose delivery was
+		// still pending after the kill: its outcome died with the child.
+		InFlight: func(a webhooktest.ChaosArrival, webhookID, eventID string) bool {
+			return pendingAt[a.Epoch][webhookID+" "+eventID]
+		},
+		Leases: leases,
+		Killed: killed,
 	})
 	require.NoError(t, err)
 	cr.Elapsed, cr.BreakerOpenings = time.Since(start), -1
@@ -275,13 +313,34 @@ func Run(t *testing.T, cfg Config) Report {
 }
 
 // runChild runs one child to its end and reports whether its failpoint
-// killed it. Any other end but a clean exit fails the test.
-func runChild(ctx context.Context, t *testing.T, cfg Config, tg webhooktest.ChaosTargets, n int, spec string, share float64) bool {
+// killed it. Any other end but a clean exit fails the test. It returns
+// once the receiver has recorded every request the child sent, so each
+// is tagged with the child's epoch, however late the server read it.
+func runChild(ctx context.Context, t *testing.T, cfg Config, rcv *webhooktest.ChaosReceiver, leaseFile string, n int, spec string, share float64) bool {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envAddr+"="+cfg.Addr, envTargets+"="+tg.String(),
-		envConfig+"="+encodeConfig(cfg.Chaos), envShare+"="+strconv.FormatFloat(share, 'g', -1, 64), failpoint.EnvVar+"="+spec)
+	cmd.Env = append(os.Environ(), envChild+"=1", envAddr+"="+cfg.Addr, envTargets+"="+rcv.Targets().String(),
+		envConfig+"="+encodeConfig(cfg.Chaos), envShare+"="+strconv.FormatFloat(share, 'g', -1, 64), envLeases+"="+leaseFile, envSender+"="+strconv.Itoa(n),
+		failpoint.EnvVar+"="+spec)
 	out, err := cmd.CombinedOutput()
+	endLine(t, leaseFile) // a kill may have cut the child's last record short
+	if len(out) > 0 {
+		// The dispatcher's warnings (a lease lost, a breaker opened) tell
+		// what happened should the run fail.
+		if len(out) > maxChildLog {
+			out = append([]byte("..."), out[len(out)-maxChildLog:]...)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("child %d (%q) said:\n%s", n, spec, out)
+			}
+		})
+	}
+	qctx, cancel := context.WithTimeout(ctx, quiesceWait)
+	defer cancel()
+	if qerr := rcv.Quiesce(qctx); qerr != nil {
+		t.Fatalf("child %d (%q) has ended, yet the receiver is still handling its requests: %v", n, spec, qerr)
+	}
 	var exit *exec.ExitError
 	if err == nil {
 		return false
@@ -291,8 +350,32 @@ func runChild(ctx context.Context, t *testing.T, cfg Config, tg webhooktest.Chao
 			return true
 		}
 	}
+	if ctx.Err() != nil {
+		t.Fatalf("the run's budget ran out while child %d (%q) ran: %v:\n%s", n, spec, err, out)
+	}
 	t.Fatalf("child %d (%q) ended with %v:\n%s", n, spec, err, out)
 	return false
+}
+
+// endLine ends the lease log's last line, if a kill left it unended, so
+// the next child's records start on a line of their own.
+func endLine(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	if fi.Size() == 0 {
+		return
+	}
+	last := make([]byte, 1)
+	_, err = f.ReadAt(last, fi.Size()-1)
+	require.NoError(t, err)
+	if last[0] != '\n' {
+		_, err = f.Write([]byte{'\n'})
+		require.NoError(t, err)
+	}
 }
 
 // pending returns the deliveries the store holds pending, by "webhook

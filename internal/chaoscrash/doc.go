@@ -21,11 +21,21 @@
 // receiver calms down and a last child, without failpoints, delivers what
 // is left.
 //
+// After each child ends, the parent waits until the receiver has read and
+// answered every request the child wrote (ChaosReceiver.Quiesce), so each
+// is counted for the child that sent it. Each child logs its leases to a
+// file the parent reads (webhooktest.LeaseLog): which it was given, which
+// it let go, and which outcomes the store refused for a lost lease.
+//
 // The run then checks what webhooktest's chaos runs check (nothing lost,
 // out of order, unsigned, unexpected, dead or stuck, the store in
 // agreement, no connection to a refused address) and that every duplicate
 // has a cause: a slow body the sender gave up on, an answer later than its
-// timeout, or a request in flight at a kill.
+// timeout, a request in flight at a kill (its delivery pending after the
+// kill, or sent under a lease the killed child never let go), or a lease
+// that ran out before the outcome was recorded. An outcome lost any other
+// way fails the run. Should the run fail, the children's warnings are
+// logged.
 //
 // # Use
 //

@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,7 +193,8 @@ type Config struct {
 	PerRun int
 	// Seed chooses the kill points; 0: HERALD_CRASH_SEED, else 1.
 	Seed uint64
-	// Budget bounds the whole test; 0: 60s, or 20s with -short.
+	// Budget bounds the whole test; 0: 60s. A run with -short takes
+	// about 10s, but a loaded machine may stretch it several times.
 	Budget time.Duration
 }
 
@@ -224,12 +226,82 @@ type receiver struct {
 	got    []receipt
 	bad    []string
 	reqs   int
-	active sync.WaitGroup
+
+	// Connections, for quiesce: the open ones by the order the server
+	// accepted them, and a channel closed (and replaced) whenever one
+	// opens or ends.
+	connMu   sync.Mutex
+	accepted uint64
+	open     map[net.Conn]uint64
+	changed  chan struct{}
+}
+
+func newReceiver(secret string) *receiver {
+	return &receiver{secret: secret, open: map[net.Conn]uint64{}, changed: make(chan struct{})}
+}
+
+// connState follows the server's connections, reported in the order the
+// server accepted them.
+func (rc *receiver) connState(conn net.Conn, st http.ConnState) {
+	rc.connMu.Lock()
+	defer rc.connMu.Unlock()
+	switch st {
+	case http.StateNew:
+		rc.accepted++
+		rc.open[conn] = rc.accepted
+	case http.StateHijacked, http.StateClosed:
+		if _, ok := rc.open[conn]; !ok {
+			return
+		}
+		delete(rc.open, conn)
+	default:
+		return
+	}
+	close(rc.changed)
+	rc.changed = make(chan struct{})
+}
+
+// quiesce returns once the server has finished with every connection
+// opened to it before the call, so every request a dead child wrote has
+// been counted for it, however late the server read it: the server
+// accepts connections in the order they were made, so once it has
+// accepted one quiesce dials itself, it has accepted every earlier one.
+func (rc *receiver) quiesce(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	me := conn.LocalAddr().String()
+	for {
+		rc.connMu.Lock()
+		var mine uint64
+		for oc, n := range rc.open {
+			if oc.RemoteAddr().String() == me {
+				mine = n
+			}
+		}
+		busy := 0
+		for _, n := range rc.open {
+			if mine == 0 || n < mine {
+				busy++
+			}
+		}
+		changed := rc.changed
+		rc.connMu.Unlock()
+		if mine != 0 && busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d connections still open: %w", busy, ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc.active.Add(1)
-	defer rc.active.Done()
 	body, err := io.ReadAll(r.Body)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -284,17 +356,16 @@ func Run(t *testing.T, cfg Config) Report {
 	}
 	if cfg.Budget == 0 {
 		cfg.Budget = 60 * time.Second
-		if testing.Short() {
-			cfg.Budget = 20 * time.Second
-		}
 	}
 	t.Logf("crash test: %d kills, seed %d (set HERALD_CRASH_SEED to vary)", cfg.Kills, cfg.Seed)
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.Budget)
 	defer cancel()
 	secret, err := signer.GenerateSecret()
 	require.NoError(t, err)
-	rc := &receiver{secret: secret}
-	srv := httptest.NewServer(rc)
+	rc := newReceiver(secret)
+	srv := httptest.NewUnstartedServer(rc)
+	srv.Config.ConnState = rc.connState
+	srv.Start()
 	defer srv.Close()
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed))
@@ -344,17 +415,12 @@ func runChild(ctx context.Context, t *testing.T, rc *receiver, run int, url, sec
 	cmd.Env = append(os.Environ(), envChild+"=1", envAddr+"="+addr, envURL+"="+url, envSecret+"="+secret,
 		fmt.Sprintf("%s=%d", envChanges, changes), failpoint.EnvVar+"="+spec)
 	out, err := cmd.CombinedOutput()
-	// The child is gone; wait for the requests it started to be handled,
-	// so each is counted for the run that sent it.
-	idle := make(chan struct{})
-	go func() {
-		rc.active.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the receiver is still handling requests of a dead child")
+	// The child is gone; wait for the requests it sent to be handled, so
+	// each is counted for the run that sent it.
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if qerr := rc.quiesce(qctx, strings.TrimPrefix(url, "http://")); qerr != nil {
+		t.Fatalf("the receiver is still handling requests of a dead child: %v", qerr)
 	}
 	var exit *exec.ExitError
 	switch {
@@ -364,6 +430,9 @@ func runChild(ctx context.Context, t *testing.T, rc *receiver, run int, url, sec
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
 			return true
 		}
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the test's budget ran out while child %d (%q) ran: %v:\n%s", run, spec, err, out)
 	}
 	t.Fatalf("child %d (%q) ended with %v:\n%s", run, spec, err, out)
 	return false

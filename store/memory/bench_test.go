@@ -75,6 +75,7 @@ func BenchmarkClaimBacklog(b *testing.B) {
 			now := benchT0.Add(time.Second)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			i := 0
 			for b.Loop() {
 				ms, err := s.Claim(ctx, store.Claim{Now: now, Lease: time.Minute, Limit: 1})
@@ -88,6 +89,7 @@ func BenchmarkClaimBacklog(b *testing.B) {
 				i++
 			}
 			// After the loop: ResetTimer drops metrics reported before it.
+			reportCPU(b, cpu)
 			b.ReportMetric(float64(held)/float64(n), "heap-B/pending")
 			b.ReportMetric(float64(held)/(1<<20), "heap-MiB")
 			runtime.KeepAlive(s)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 var (
 	_ store.Store        = (*Store)(nil)
 	_ store.Notifier     = (*Store)(nil)
+	_ store.AckNotifier  = (*Store)(nil)
 	_ store.BulkEnqueuer = (*Store)(nil)
 	_ store.Retainer     = (*Store)(nil)
 	_ store.Eraser       = (*Store)(nil)
@@ -29,14 +31,15 @@ type Store struct {
 	seq      int64
 	version  int64
 	webhooks map[string]store.Webhook
-	events   map[eventKey]*store.Event
-	rows     map[string]*row
-	all      []*row // every delivery in order of sequence
+	events   index[eventKey, *store.Event]
+	rows     index[string, *row] // every delivery, by id
+	all      []*row              // every delivery in order of sequence
 	chains   map[chainKey]*chain
 	queues   map[string]*queue // by webhook id
 	ready    queueHeap         // queues with a claimable message
 	leased   map[string]*unit  // by lease token
 	leases   leaseHeap         // leased units by expiry
+	tokens   uint64            // lease tokens handed out
 	subs     map[chan struct{}]struct{}
 	audit    auditLog
 }
@@ -81,8 +84,8 @@ type queue struct {
 func New() *Store {
 	return &Store{
 		webhooks: map[string]store.Webhook{},
-		events:   map[eventKey]*store.Event{},
-		rows:     map[string]*row{},
+		events:   newIndex(eventKeyOf),
+		rows:     newIndex(rowID),
 		chains:   map[chainKey]*chain{},
 		queues:   map[string]*queue{},
 		leased:   map[string]*unit{},
@@ -224,17 +227,30 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := eventKey{e.Tenant, e.ID}
-	if _, ok := s.events[k]; ok {
+	if _, ok := s.events.get(eventKey{e.Tenant, e.ID}); ok {
 		return false, nil
 	}
-	for _, d := range ds {
-		if _, ok := s.rows[d.ID]; ok {
-			return false, fmt.Errorf("memory: delivery %q exists", d.ID)
+	rows := make([]row, len(ds))
+	if err := s.index(rows, ds); err != nil {
+		return false, err
+	}
+	s.enqueue(e, ds, rows)
+	return true, nil
+}
+
+// index enters the rows of ds in s.rows, or none of them when an id is
+// taken or repeated; s.mu is held.
+func (s *Store) index(rows []row, ds []store.Delivery) error {
+	for i := range ds {
+		rows[i].id = ds[i].ID
+		if !s.rows.add(&rows[i]) {
+			for j := range i {
+				s.rows.remove(&rows[j])
+			}
+			return fmt.Errorf("memory: delivery %q exists", ds[i].ID)
 		}
 	}
-	s.enqueue(e, ds)
-	return true, nil
+	return nil
 }
 
 // EnqueueMany stores each event and its deliveries unless the event
@@ -260,12 +276,12 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	ids := map[string]bool{}
 	for i, x := range es {
 		k := eventKey{x.Event.Tenant, x.Event.ID}
-		if _, ok := s.events[k]; ok || seen[k] {
+		if _, ok := s.events.get(k); ok || seen[k] {
 			continue
 		}
 		seen[k], created[i] = true, true
 		for _, d := range x.Deliveries {
-			if _, ok := s.rows[d.ID]; ok || ids[d.ID] {
+			if _, ok := s.rows.get(d.ID); ok || ids[d.ID] {
 				return nil, fmt.Errorf("memory: delivery %q exists", d.ID)
 			}
 			ids[d.ID] = true
@@ -273,24 +289,26 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 	}
 	for i, x := range es {
 		if created[i] {
-			s.enqueue(x.Event, x.Deliveries)
+			rows := make([]row, len(x.Deliveries))
+			if err := s.index(rows, x.Deliveries); err != nil {
+				return nil, err // checked above: cannot happen
+			}
+			s.enqueue(x.Event, x.Deliveries, rows)
 		}
 	}
 	return created, nil
 }
 
-// enqueue stores a new event and its deliveries; s.mu is held. The rows
-// of one event, and the chains and units it starts, are allocated
-// together: a handful of allocations per event rather than five per
-// delivery.
-func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
-	k := eventKey{e.Tenant, e.ID}
+// enqueue stores a new event and its deliveries, whose rows index has
+// entered; s.mu is held. The rows of one event, and the chains and units
+// it starts, are allocated together: a handful of allocations per event
+// rather than five per delivery.
+func (s *Store) enqueue(e store.Event, ds []store.Delivery, rows []row) {
 	ev := e // its Payload is not changed by the caller (see store.Event)
-	s.events[k] = &ev
+	s.events.add(&ev)
 	if len(ds) == 0 {
 		return
 	}
-	rows := make([]row, len(ds))
 	ones := make([]*row, 2*len(ds)) // one-row backings for new chains and units
 	var chains []chain
 	var units []unit
@@ -305,7 +323,6 @@ func (s *Store) enqueue(e store.Event, ds []store.Delivery) {
 		*r = row{id: d.ID, seq: s.seq, ev: &ev, q: q, next: toStamp(d.NextAttempt), created: toStamp(created),
 			maxBatch: int32(min(max(d.MaxBatch, 0), math.MaxInt32))}
 		r.updated = r.created
-		s.rows[d.ID] = r
 		s.all = append(s.all, r)
 		ck := chainKey{d.WebhookID, e.Tenant, e.Key}
 		c := s.chains[ck]
@@ -365,7 +382,7 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 			if max := int(u.rows[0].maxBatch); max > 1 && !u.fixed {
 				s.gather(u, max, now)
 			}
-			u.held = &hold{token: uuid.NewString(), until: toStamp(c.Now.Add(c.Lease)), u: u}
+			u.held = &hold{token: s.newToken(), until: toStamp(c.Now.Add(c.Lease)), u: u}
 			heap.Push(&s.leases, u.held)
 			s.leased[u.held.token] = u
 			out = append(out, u.message())
@@ -379,6 +396,15 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 		}
 	}
 	return out, nil
+}
+
+// newToken returns a lease token no lease of this store had before; s.mu
+// is held. A count does: the store is the only one to hand them out and
+// check them, and nothing of it outlives the process.
+func (s *Store) newToken() string {
+	s.tokens++
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], "lease-"...), s.tokens, 36))
 }
 
 // gather grows the head u of a batching webhook into a fixed batch of up to
@@ -430,6 +456,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var lost []string
+	freed := false
 	for _, r := range rs {
 		u := s.leased[r.Lease]
 		if u == nil || u.rows[0].messageID() != r.MessageID {
@@ -437,7 +464,10 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			continue
 		}
 		s.unlease(u)
-		s.apply(u, r)
+		freed = s.apply(u, r) || freed
+	}
+	if freed {
+		s.notify()
 	}
 	if len(lost) > 0 {
 		return fmt.Errorf("messages %v: %w", lost, store.ErrLeaseLost)
@@ -445,7 +475,9 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	return nil
 }
 
-func (s *Store) apply(u *unit, r store.Result) {
+// apply records r for u and reports whether the next record of a key
+// moved up to be claimed.
+func (s *Store) apply(u *unit, r store.Result) bool {
 	now := toStamp(r.Now)
 	for _, row := range u.rows {
 		row.updated = now
@@ -467,20 +499,21 @@ func (s *Store) apply(u *unit, r store.Result) {
 			row.next = u.due
 		}
 		s.push(u)
-		return
+		return false
 	case store.OutcomeDelivered:
-		s.finish(u, stDelivered)
+		return s.finish(u, stDelivered)
 	case store.OutcomeSkipped:
-		s.finish(u, stSkipped)
+		return s.finish(u, stSkipped)
 	case store.OutcomeCanceled:
-		s.finish(u, stCanceled)
+		return s.finish(u, stCanceled)
 	default:
-		s.finish(u, stDead)
+		return s.finish(u, stDead)
 	}
 }
 
-// finish ends every row of u and lets the next record of each chain move up.
-func (s *Store) finish(u *unit, st status) {
+// finish ends every row of u and lets the next record of each chain move
+// up; it reports whether one did.
+func (s *Store) finish(u *unit, st status) (moved bool) {
 	var one [1]*chain
 	touched := one[:0] // a batch may hold several records of one chain
 	for _, r := range u.rows {
@@ -503,8 +536,10 @@ func (s *Store) finish(u *unit, st status) {
 		}
 		if h := c.rows[0]; h.unit == nil {
 			s.push(&unit{q: u.q, rows: []*row{h}, due: h.next, hidx: -1})
+			moved = true
 		}
 	}
+	return moved
 }
 
 // Release returns leased messages to the queue, unattempted.
@@ -531,7 +566,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
@@ -584,7 +619,7 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return nil, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
@@ -598,7 +633,7 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rows[id]
+	r, ok := s.rows.get(id)
 	if !ok {
 		return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
@@ -627,7 +662,8 @@ func (s *Store) Replay(ctx context.Context, id string, now time.Time) error {
 }
 
 // Subscribe returns a channel that receives a value after work is enqueued,
-// released or replayed, or definitions change.
+// released or replayed, an ack lets the next record of a key move up, or
+// definitions change.
 func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
@@ -642,6 +678,10 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	}()
 	return ch, nil
 }
+
+// NotifiesAcks reports that an Ack that lets the next record of a key move
+// up notifies subscribers.
+func (s *Store) NotifiesAcks() bool { return true }
 
 func (s *Store) notify() {
 	for ch := range s.subs {

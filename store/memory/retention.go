@@ -35,7 +35,7 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 			expired = stampBefore(r.updated, dead)
 		}
 		if expired {
-			delete(s.rows, r.id)
+			s.rows.remove(r)
 			res.Deliveries++
 			res.Attempts += len(r.attempts)
 			continue
@@ -54,13 +54,13 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 	}
 	clear(s.all[len(kept):])
 	s.all = kept
-	for k, ev := range s.events {
+	for ev := range s.events.values() {
 		if ev.Payload != nil && !needed[ev] {
 			ev.Payload = nil
 			res.Payloads++
 		}
 		if live[ev] == 0 && before(createdAt(ev), events) {
-			delete(s.events, k)
+			s.events.remove(ev)
 			res.Events++
 		}
 	}
@@ -123,7 +123,7 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 			s.push(&unit{q: s.queue(c.key.webhook), rows: []*row{h}, due: h.next, hidx: -1})
 		}
 	}
-	for _, ev := range s.events {
+	for ev := range s.events.values() {
 		if ev.Payload != nil && e.Matches(ev.Tenant, ev.Table, ev.Key) {
 			ev.Payload = nil
 			res.Events++

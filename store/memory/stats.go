@@ -56,7 +56,7 @@ func (s *Store) Requeue(ctx context.Context, ids []string, now time.Time) (int, 
 	defer s.mu.Unlock()
 	rows := make([]*row, 0, len(ids))
 	for _, id := range ids {
-		r, ok := s.rows[id]
+		r, ok := s.rows.get(id)
 		if !ok || r.status == stPending {
 			continue
 		}

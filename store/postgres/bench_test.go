@@ -207,12 +207,15 @@ func BenchmarkEnqueue(b *testing.B) {
 }
 
 // load publishes n deliveries of distinct records, outside the timer.
-func load(b *testing.B, s *postgres.Store, n int) {
+func load(b *testing.B, s *postgres.Store, n int) { loadFrom(b, s, 0, n) }
+
+// loadFrom enqueues n deliveries of the records first, first+1, ...
+func loadFrom(b *testing.B, s *postgres.Store, first, n int) {
 	b.Helper()
 	ctx := context.Background()
-	for i := 0; i < n; i += 1000 {
+	for i := first; i < first+n; i += 1000 {
 		var es []store.EventWithDeliveries
-		for j := i; j < min(n, i+1000); j++ {
+		for j := i; j < min(first+n, i+1000); j++ {
 			e, ds := newEvent(j)
 			es = append(es, store.EventWithDeliveries{Event: e, Deliveries: ds})
 		}

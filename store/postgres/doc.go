@@ -216,4 +216,26 @@
 // partial index (events.live counts an event's deliveries). Erase cancels
 // the selected pending deliveries and erases payloads and attempt bodies in
 // one transaction. Migration 2 adds what both need.
+//
+// # Recovery in order and the audit trail
+//
+// The store implements store.Auditor (migration 3 adds its table) and
+// store.Requeuer, so Dispatcher.Recover puts recovered deliveries back
+// into their record lines. Requeue is one transaction, in one round trip,
+// that locks what it reads without waiting; if a claim or an ack holds one
+// of those rows at that moment, it changes nothing, waits until the rows
+// are free holding nothing, and runs again, so it never deadlocks with
+// acks. A claim that read a line before a Requeue committed finds the
+// line's rows changed and leaves it alone.
+//
+// A requeued delivery that comes first in its record goes out at once even
+// while a later one is in flight, or fixed in a batch awaiting its retry
+// (that one is not held back). A record's line sends only its head, so the
+// requeued one travels on its own, beside the one in flight, like a replay
+// though not marked as one. The record's deliveries waiting behind the one
+// in flight move up when that one finishes, even if the requeued one has
+// not finished yet; the memory and SQLite stores hold them until both
+// have.
+// Deliveries whose payload was purged or erased are not requeued, as
+// Replay refuses them.
 package postgres

@@ -185,7 +185,8 @@ func TestDatabaseTrouble(t *testing.T) {
 		rcv.AddSecret(s)
 	}
 	tg := rcv.Targets()
-	cfg := w.DispatcherConfig(st, tg)
+	leases := webhooktest.NewLeaseLog(nil, 0)
+	cfg := w.DispatcherConfig(leases.Store(st), tg)
 	cfg.LeaseDuration = 2 * time.Second // outcomes lost with the connection come back soon
 	d, err := webhook.New(cfg)
 	require.NoError(t, err)
@@ -304,7 +305,7 @@ func TestDatabaseTrouble(t *testing.T) {
 		ok, err := w.Settled(ctx, st)
 		return err == nil && ok
 	})
-	rep, err := w.Check(ctx, st, rcv, nil)
+	rep, err := w.Check(ctx, st, rcv, webhooktest.ChaosEvidence{Leases: leases})
 	require.NoError(t, err)
 	rep.Elapsed = time.Since(start)
 	t.Log(rep)

@@ -38,6 +38,7 @@ func TestChaos(t *testing.T) {
 	t.Log(rep)
 	assert.Empty(t, rep.Failures())
 	assert.Len(t, rep.Traps, 2, "both trap webhooks were set")
-	assert.Equal(t, rep.Duplicates, rep.DuplicateCauses[webhooktest.CauseSlowBody]+rep.DuplicateCauses[webhooktest.CauseLate],
-		"duplicates come from slow bodies and late answers only")
+	assert.Equal(t, rep.Duplicates, rep.DuplicateCauses[webhooktest.CauseSlowBody]+rep.DuplicateCauses[webhooktest.CauseLate]+
+		rep.DuplicateCauses[webhooktest.CauseLease],
+		"duplicates come from slow bodies, late answers and leases that ran out only")
 }

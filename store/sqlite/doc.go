@@ -67,10 +67,23 @@
 // free pages, and after the checkpoint it is not in the log either
 // (backups you took before are yours to handle).
 //
+// # Recovery in order and the audit trail
+//
+// The store implements store.Requeuer, so Dispatcher.Recover puts
+// recovered deliveries back into their records' chains, in one write
+// transaction per page, and store.Auditor (migration 2 adds the table of
+// the trail).
+//
 // # Differences from the memory store
 //
 // A delivery enqueued for a webhook that no longer exists is stored as
 // canceled (the webhook was deleted between matching and storing), and a
 // delivery whose webhook was deleted cannot be replayed (ErrNotFound):
-// there is nowhere to send it.
+// there is nowhere to send it. Requeue skips deliveries whose payload was
+// purged or erased, as Replay refuses them, and counts a lease that ran
+// out as gone at once (the memory store notices at its next claim), so the
+// delivery it covered waits behind a requeued earlier one. A requeued
+// delivery of a batching webhook that would stand before a lone delivery
+// in flight (the webhook stopped batching meanwhile) waits for it, since a
+// batch gathered around it would take that one too.
 package sqlite

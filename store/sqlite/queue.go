@@ -467,14 +467,15 @@ func parseLease(lease string) (token, bool) {
 }
 
 // leasedCols are the columns leasedRows reads, from table alias d.
-// waiting tells whether a later row of the row's chain waits, so that an
+// waiting tells whether another row of the row's chain waits, so that an
 // acknowledgement moves a chain's next row up only where there is one:
 // finding out here costs a seek in the chain index, moving up every chain
-// a statement more.
+// a statement more. The row waiting may come before this one: a requeued
+// delivery waits for a later one that was in flight when it was requeued.
 const leasedCols = `d.seq, coalesce(d.lease, ''), d.batch_id, d.event_id, d.status, d.attempts, d.replayed,
 	d.replayed = 0 AND EXISTS (SELECT 1 FROM herald_deliveries x
 		WHERE x.webhook_id = d.webhook_id AND x.tenant = d.tenant AND x.record_key = d.record_key
-			AND x.status = 'pending' AND x.replayed = 0 AND x.seq > d.seq)`
+			AND x.status = 'pending' AND x.replayed = 0 AND x.seq <> d.seq)`
 
 // leaseHeads reads the rows the lease tokens name; leaseBatches the
 // pending rows of the batches among them.

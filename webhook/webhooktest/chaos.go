@@ -2,6 +2,7 @@ package webhooktest
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -76,6 +77,10 @@ type ChaosArrival struct {
 	Cut bool
 	// Epoch is the value of SetEpoch when the request arrived.
 	Epoch int
+	// At is when the receiver had read the whole request; Remote is the
+	// sender's address (which tells one connection from another).
+	At     time.Time
+	Remote string
 }
 
 // ChaosReceiver answers with a seeded, reproducible mix of successes and
@@ -101,6 +106,14 @@ type ChaosReceiver struct {
 
 	trap      netip.AddrPort
 	trapConns atomic.Int64
+
+	// Connections, for Quiesce: the open ones by the order the server
+	// accepted them, and a channel closed (and replaced) whenever one
+	// opens or ends.
+	connMu   sync.Mutex
+	accepted uint64
+	open     map[net.Conn]uint64
+	changed  chan struct{}
 }
 
 // NewChaosReceiver starts a chaos receiver on loopback that misbehaves for
@@ -110,6 +123,7 @@ func NewChaosReceiver(t testing.TB, seed uint64, rate float64) *ChaosReceiver {
 	c := newChaosReceiver(seed, rate)
 	c.Server = httptest.NewUnstartedServer(c)
 	c.Server.Config.ReadHeaderTimeout = 5 * time.Second
+	c.Server.Config.ConnState = c.connState
 	c.Server.Start()
 	t.Cleanup(c.Server.Close)
 	c.openTrap(t)
@@ -117,7 +131,72 @@ func NewChaosReceiver(t testing.TB, seed uint64, rate float64) *ChaosReceiver {
 }
 
 func newChaosReceiver(seed uint64, rate float64) *ChaosReceiver {
-	return &ChaosReceiver{seed: seed, rate: rate, seen: map[string]int{}}
+	return &ChaosReceiver{seed: seed, rate: rate, seen: map[string]int{}, open: map[net.Conn]uint64{}, changed: make(chan struct{})}
+}
+
+// connState follows the server's connections. The server reports a new
+// one from its accept loop, so in the order it accepted them.
+func (c *ChaosReceiver) connState(conn net.Conn, st http.ConnState) {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	switch st {
+	case http.StateNew:
+		c.accepted++
+		c.open[conn] = c.accepted
+	case http.StateHijacked, http.StateClosed:
+		if _, ok := c.open[conn]; !ok {
+			return
+		}
+		delete(c.open, conn)
+	default:
+		return
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Quiesce returns once the receiver has finished with every connection
+// opened to it before the call: each request sent on them has been
+// recorded (tagged with the epoch then in force) and answered, or its
+// connection has ended. A test whose sending process has died calls it
+// before SetEpoch, so a request the dead process wrote is counted for it
+// even when the server reads it late: the server accepts connections in
+// the order they were made, so once it has accepted one Quiesce dials
+// itself, it has accepted every earlier one. It fails when ctx ends first,
+// as it does while a live sender keeps a connection open.
+func (c *ChaosReceiver) Quiesce(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Listener.Addr().String())
+	if err != nil {
+		return fmt.Errorf("chaos receiver: quiesce: %w", err)
+	}
+	defer conn.Close()
+	me := conn.LocalAddr().String()
+	for {
+		c.connMu.Lock()
+		var mine uint64
+		for oc, n := range c.open {
+			if oc.RemoteAddr().String() == me {
+				mine = n
+			}
+		}
+		busy := 0
+		for _, n := range c.open {
+			if mine == 0 || n < mine {
+				busy++
+			}
+		}
+		changed := c.changed
+		c.connMu.Unlock()
+		if mine != 0 && busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("chaos receiver: quiesce: %d connections still open: %w", busy, ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 // AddSecret adds a secret the receiver verifies signatures with (see
@@ -231,7 +310,8 @@ func (c *ChaosReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.counts[f]++
 	a := ChaosArrival{Request: Request{Method: r.Method, URL: r.URL.String(), Header: r.Header.Clone(), Body: body},
-		Fault: f, N: n, Processed: f == FaultNone || f == FaultSlowBody, Epoch: c.epoch}
+		Fault: f, N: n, Processed: f == FaultNone || f == FaultSlowBody, Epoch: c.epoch,
+		At: time.Now(), Remote: r.RemoteAddr}
 	a.VerifyErr = verify(c.secrets, time.Now(), r.Header, body)
 	switch f {
 	case FaultNone:

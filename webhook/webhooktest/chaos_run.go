@@ -92,6 +92,11 @@ type ChaosReport struct {
 	// cause was found: a broken promise).
 	Duplicates      int
 	DuplicateCauses map[string]int
+	// Evidence describes, for up to maxEvidence records, the duplicates
+	// that only a lost outcome explains, or nothing does: every arrival of
+	// the record at the receiver and every attempt the sender logged, so a
+	// failed run says what happened.
+	Evidence []string
 	// Dead, Stuck: deliveries of receiving webhooks given up, or still
 	// pending, when the run ended. StoreMismatch counts deliveries the
 	// store holds that the run did not expect, or expected ones it lacks
@@ -122,15 +127,20 @@ const (
 	CauseLate = "answer later than the sender's timeout"
 	// The request was in flight when its sending process was killed.
 	CauseKill = "in flight at a kill"
+	// The sender's lease ran out before it recorded the outcome: the store
+	// refused the outcome, the attempt log lacks the attempt, and the
+	// message was claimed again once the lease had ended.
+	CauseLease = "lease ran out before the outcome was recorded"
 	// The receiver got more requests for the record than the sender's
 	// attempt log holds: an outcome was lost before it was written (its
-	// process or database connection died, or its lease ran out).
+	// process or database connection died) without another cause above.
 	CauseUnrecorded = "outcome never recorded"
 	// None of the above: a broken promise.
 	CauseUnknown = "unexplained"
 )
 
-// String gives every figure of the report on one line, for a test log.
+// String gives every figure of the report on one line, for a test log,
+// then the evidence of doubtful duplicates, one per line.
 func (r ChaosReport) String() string {
 	causes := make([]string, 0, len(r.DuplicateCauses))
 	for c, n := range r.DuplicateCauses {
@@ -143,12 +153,16 @@ func (r ChaosReport) String() string {
 	if r.BreakerOpenings < 0 {
 		breakers = "?"
 	}
+	var ev strings.Builder
+	for _, e := range r.Evidence {
+		ev.WriteString("\n  duplicate: " + e)
+	}
 	return fmt.Sprintf("changes=%d webhooks=%d expected=%d delivered=%d lost=%d unexpected=%d out_of_order=%d bad_signatures=%d "+
 		"duplicates=%d (%s) dead=%d stuck=%d store_mismatch=%d traps=%v trap_deliveries=%d trap_attempts=%d trap_connections=%d "+
 		"breaker_openings=%s requests=%d faults=%v publishing=%v elapsed=%v",
 		r.Changes, r.Webhooks, r.Expected, r.Delivered, r.Lost, r.Unexpected, r.OutOfOrder, r.BadSignatures,
 		r.Duplicates, strings.Join(causes, ", "), r.Dead, r.Stuck, r.StoreMismatch, r.Traps, r.TrapDeliveries, r.TrapAttempts,
-		r.TrapConnections, breakers, r.Requests, r.Faults, r.Publishing.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
+		r.TrapConnections, breakers, r.Requests, r.Faults, r.Publishing.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond)) + ev.String()
 }
 
 // Failures lists the promises the run saw broken: none lost, none out of
@@ -469,11 +483,25 @@ func (w *ChaosWorkload) Settled(ctx context.Context, st store.Store) (bool, erro
 	return true, nil
 }
 
+// ChaosEvidence is what a run knows, beyond what the receiver recorded
+// and what the store holds, of why a request was sent again.
+type ChaosEvidence struct {
+	// InFlight, when not nil, tells whether a processed arrival was in
+	// flight when its sender was killed (its outcome died with the
+	// process).
+	InFlight func(a ChaosArrival, webhookID, eventID string) bool
+	// Leases, when not nil, holds the senders' leases and the outcomes
+	// the store refused because a lease had run out.
+	Leases *LeaseLog
+	// Killed holds the epochs of the senders that were killed: a lease
+	// such a sender never let go was in its hands when it died.
+	Killed map[int]bool
+}
+
 // Check compares what the receiver got, and what the store holds, with
-// what the run published. inFlight, when not nil, tells whether a
-// processed arrival was in flight when its sender was killed (its outcome
-// died with the process), which explains a duplicate.
-func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosReceiver, inFlight func(a ChaosArrival, webhookID, eventID string) bool) (ChaosReport, error) {
+// what the run published, and explains each duplicate with the evidence
+// the run gathered.
+func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosReceiver, ev ChaosEvidence) (ChaosReport, error) {
 	rep := ChaosReport{Changes: len(w.seq), Expected: len(w.expected), DuplicateCauses: map[string]int{},
 		Requests: rcv.Total(), Faults: rcv.Faults(), TrapConnections: rcv.TrapConnections()}
 	for _, h := range w.hooks {
@@ -485,14 +513,9 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 	for i := range w.hooks {
 		byPath[w.hooks[i].path] = &w.hooks[i]
 	}
-	type receipt struct {
-		a      *ChaosArrival
-		answer bool // the receiver answered in time, as far as it knows
-	}
 	receipts := map[chaosRecord][]*ChaosArrival{}
-	requests := map[chaosRecord]int{}   // arrivals of the record, processed or not
-	unanswered := map[chaosRecord]int{} // arrivals the receiver never answered
-	lastSeq := map[string]float64{}     // webhook and key -> seq of the latest first arrival
+	arrivalsOf := map[chaosRecord][]*ChaosArrival{} // every arrival of the record, processed or not
+	lastSeq := map[string]float64{}                 // webhook and key -> seq of the latest first arrival
 	arrivals := rcv.Arrivals()
 	for i := range arrivals {
 		a := &arrivals[i]
@@ -513,12 +536,8 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 		}
 		for _, rec := range recs {
 			r := chaosRecord{h.def.ID, rec.EventID}
-			requests[r]++
+			arrivalsOf[r] = append(arrivalsOf[r], a)
 			if !a.Processed {
-				switch a.Fault {
-				case FaultHang, FaultReset, FaultBadStatus:
-					unanswered[r]++
-				}
 				continue
 			}
 			if len(receipts[r]) == 0 {
@@ -535,36 +554,50 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 			receipts[r] = append(receipts[r], a)
 		}
 	}
-	// Every arrival of a record but its last is a duplicate: find why the
-	// sender sent it again.
+	// Every processed arrival of a record but one, its delivery, is a
+	// duplicate: find why the sender sent each again. The delivery need
+	// not be the last to arrive: a request that answered after the
+	// sender's timeout may arrive after its retry.
 	for r, rs := range receipts {
 		rep.Duplicates += len(rs) - 1
-		unknown := 0
-		for _, a := range rs[:len(rs)-1] {
+		var doubtful []*ChaosArrival
+		inFlight := map[*ChaosArrival]bool{}
+		for _, a := range rs {
 			switch {
 			case a.Cut:
 				rep.DuplicateCauses[CauseSlowBody]++
-			case inFlight != nil && inFlight(*a, r.webhook, r.event):
-				rep.DuplicateCauses[CauseKill]++
 			default:
-				unknown++
+				doubtful = append(doubtful, a)
+				inFlight[a] = ev.InFlight != nil && ev.InFlight(*a, r.webhook, r.event)
 			}
 		}
-		if unknown == 0 {
+		if len(doubtful) == 0 {
+			// Every arrival was cut short, yet the record was delivered:
+			// the last is counted as a delivery nothing explains.
+			rep.DuplicateCauses[CauseSlowBody]--
+			rep.DuplicateCauses[CauseUnknown]++
+			if len(rep.Evidence) < maxEvidence {
+				rep.Evidence = append(rep.Evidence, evidence(r, arrivalsOf[r], nil, ev.Leases))
+			}
 			continue
 		}
+		if len(doubtful) == 1 {
+			continue // the delivery
+		}
+		heldAtKill(doubtful, inFlight, r.webhook, ev)
 		// The receiver answered in time as far as it knows, yet the sender
 		// sent again: its attempt log must show why.
-		late, unrecorded, err := w.attemptLog(ctx, st, r, unanswered[r], requests[r])
+		atts, err := w.attempts(ctx, st, r)
 		if err != nil {
 			return rep, err
 		}
-		n := min(late, unknown)
-		rep.DuplicateCauses[CauseLate] += n
-		unknown -= n
-		n = min(unrecorded, unknown)
-		rep.DuplicateCauses[CauseUnrecorded] += n
-		rep.DuplicateCauses[CauseUnknown] += unknown - n
+		causes := explain(doubtful, inFlight, arrivalsOf[r], atts, ev.Leases.refused(r.webhook, arrivalsOf[r], atts))
+		for c, n := range causes {
+			rep.DuplicateCauses[c] += n
+		}
+		if causes[CauseUnrecorded]+causes[CauseUnknown] > 0 && len(rep.Evidence) < maxEvidence {
+			rep.Evidence = append(rep.Evidence, evidence(r, arrivalsOf[r], atts, ev.Leases))
+		}
 	}
 	for r := range w.expected {
 		if len(receipts[r]) > 0 {
@@ -576,26 +609,201 @@ func (w *ChaosWorkload) Check(ctx context.Context, st store.Store, rcv *ChaosRec
 	return rep, w.checkStore(ctx, st, &rep)
 }
 
-// attemptLog reads the sender's log of r's attempts. late counts the
-// attempts it logged without an answer beyond the arrivals the receiver
-// never answered; unrecorded counts the requests the receiver got beyond
-// the attempts logged.
-func (w *ChaosWorkload) attemptLog(ctx context.Context, st store.Store, r chaosRecord, unanswered, requests int) (late, unrecorded int, err error) {
-	ds, err := st.Deliveries(ctx, store.DeliveryFilter{WebhookID: r.webhook, EventID: r.event})
-	if err != nil || len(ds) != 1 {
-		return 0, 0, err
+// heldAtKill marks in flight at a kill the doubtful arrivals that a killed
+// sender sent under a lease it still held when it died: one arrival of the
+// sender's epoch for each such lease, sent no earlier than the second the
+// lease began.
+func heldAtKill(doubtful []*ChaosArrival, inFlight map[*ChaosArrival]bool, webhookID string, ev ChaosEvidence) {
+	if ev.Leases == nil || len(ev.Killed) == 0 {
+		return
 	}
-	atts, err := st.Attempts(ctx, ds[0].ID)
-	if err != nil {
-		return 0, 0, err
-	}
-	noAnswer := 0
-	for _, a := range atts {
-		if a.StatusCode == 0 && a.Error != "" {
-			noAnswer++
+	used := map[string]bool{}
+	held := map[string][]leaseClaim{}
+	for _, a := range doubtful {
+		if inFlight[a] {
+			continue
+		}
+		id := a.ID()
+		if _, ok := held[id]; !ok {
+			held[id] = ev.Leases.heldAtKill(webhookID, id, ev.Killed)
+		}
+		ts := sentBy(a).ts
+		for _, c := range held[id] {
+			if !used[c.Lease] && c.Sender == a.Epoch && c.At.Unix() <= ts {
+				used[c.Lease], inFlight[a] = true, true
+				break
+			}
 		}
 	}
-	return max(0, noAnswer-unanswered), max(0, requests-len(atts)), nil
+}
+
+// attempts reads the sender's log of r's attempts.
+func (w *ChaosWorkload) attempts(ctx context.Context, st store.Store, r chaosRecord) ([]store.Attempt, error) {
+	ds, err := st.Deliveries(ctx, store.DeliveryFilter{WebhookID: r.webhook, EventID: r.event})
+	if err != nil || len(ds) != 1 {
+		return nil, err
+	}
+	return st.Attempts(ctx, ds[0].ID)
+}
+
+// sent names the requests of one attempt: the webhook-id and the
+// webhook-timestamp, which is the second the attempt began. The receiver
+// sees both on every request; the attempt log keeps the message id and
+// the time the attempt began.
+type sent struct {
+	id string
+	ts int64
+}
+
+func sentBy(a *ChaosArrival) sent {
+	ts, _ := strconv.ParseInt(a.Header.Get("Webhook-Timestamp"), 10, 64)
+	return sent{a.ID(), ts}
+}
+
+// explain finds why all but one of a record's doubtful arrivals
+// (processed, not cut) were sent again; the one left is the delivery.
+// It judges from every arrival of the record, its attempt log, which
+// arrivals were in flight at a kill, and the attempts whose outcome the
+// store refused for a lost lease. Arrivals and attempts are compared
+// within each (webhook-id, second) in which attempts began, so an attempt
+// logged in one second never explains a request of another. A duplicate
+// is explained, in this order, as
+//
+//   - late: the receiver answered 2xx, and the log holds, for that
+//     second, an attempt without an answer beyond the requests the
+//     receiver never answered, and fewer delivered attempts than 2xx
+//     answers;
+//   - in flight at a kill: the log lacks an attempt of that second, and
+//     the request was in flight when its sender was killed;
+//   - lease ran out: the log lacks an attempt of that second, and the
+//     store refused the outcome of one for a lost lease;
+//   - outcome never recorded: the log lacks an attempt of that second;
+//   - otherwise unexplained, as when the log shows the request delivered.
+func explain(doubtful []*ChaosArrival, inFlight map[*ChaosArrival]bool, arrivals []*ChaosArrival, atts []store.Attempt, leaseLost []sent) map[string]int {
+	type group struct {
+		doubtful, inFlight, requests, ok, unanswered int // at the receiver
+		logged, delivered, noAnswer, lease           int // at the sender
+	}
+	groups := map[sent]*group{}
+	at := func(k sent) *group {
+		g := groups[k]
+		if g == nil {
+			g = &group{}
+			groups[k] = g
+		}
+		return g
+	}
+	for _, a := range doubtful {
+		g := at(sentBy(a))
+		g.doubtful++
+		if inFlight[a] {
+			g.inFlight++
+		}
+	}
+	for _, a := range arrivals {
+		g := at(sentBy(a))
+		g.requests++
+		switch a.Fault {
+		case FaultNone:
+			g.ok++
+		case FaultHang, FaultReset, FaultBadStatus:
+			g.unanswered++
+		}
+	}
+	for _, a := range atts {
+		g := at(sent{a.MessageID, a.At.Unix()})
+		g.logged++
+		switch {
+		case a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == "":
+			g.delivered++
+		case a.StatusCode == 0 && a.Error != "":
+			g.noAnswer++
+		}
+	}
+	for _, k := range leaseLost {
+		at(k).lease++
+	}
+	// One of them is the delivery: the 2xx answer of an attempt logged as
+	// delivered (taken for one in flight at a kill first: its outcome was
+	// recorded after all), or failing that (a log that lost it) any.
+	var exempt *group
+	for _, g := range groups {
+		if g.doubtful > 0 && g.delivered > 0 && g.ok > 0 {
+			exempt = g
+			break
+		}
+	}
+	if exempt != nil {
+		exempt.delivered--
+		exempt.ok--
+	} else {
+		exempt = at(sentBy(doubtful[len(doubtful)-1]))
+	}
+	exempt.doubtful--
+	if exempt.inFlight > 0 {
+		exempt.inFlight--
+	}
+	causes := map[string]int{}
+	for _, g := range groups {
+		if g.doubtful == 0 {
+			continue
+		}
+		unknown := g.doubtful
+		// 2xx answers the sender did not take for a delivery.
+		missed := max(0, g.ok-g.delivered)
+		late := min(unknown, missed, max(0, g.noAnswer-g.unanswered))
+		unknown -= late
+		missed -= late
+		// Requests whose attempt the log lacks: each explains one 2xx
+		// answer at most, by one cause.
+		unrecorded := max(0, g.requests-g.logged)
+		kill := min(unknown, missed, unrecorded, g.inFlight)
+		unknown -= kill
+		missed -= kill
+		unrecorded -= kill
+		lease := min(unknown, missed, unrecorded, g.lease)
+		unknown -= lease
+		missed -= lease
+		unrecorded -= lease
+		never := min(unknown, missed, unrecorded)
+		unknown -= never
+		causes[CauseLate] += late
+		causes[CauseKill] += kill
+		causes[CauseLease] += lease
+		causes[CauseUnrecorded] += never
+		causes[CauseUnknown] += unknown
+	}
+	return causes
+}
+
+// maxEvidence bounds ChaosReport.Evidence.
+const maxEvidence = 10
+
+// evidence describes a record's arrivals and logged attempts on one line.
+func evidence(r chaosRecord, arrivals []*ChaosArrival, atts []store.Attempt, leases *LeaseLog) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: arrivals", r.webhook, r.event)
+	for _, a := range arrivals {
+		fmt.Fprintf(&b, " [epoch %d, %s #%d of %s, %s, processed %t, cut %t, at %s, from %s]", a.Epoch, a.Fault, a.N,
+			a.ID(), a.Header.Get("Webhook-Timestamp"), a.Processed, a.Cut, a.At.Format("15:04:05.000"), a.Remote)
+	}
+	b.WriteString("; attempts")
+	for _, a := range atts {
+		fmt.Fprintf(&b, " [#%d of %s at %s, status %d, %q]", a.Number, a.MessageID, a.At.Format("15:04:05.000"), a.StatusCode, a.Error)
+	}
+	leases.describe(&b, r.webhook, messageIDs(arrivals))
+	return b.String()
+}
+
+// messageIDs returns the distinct webhook-ids of arrivals.
+func messageIDs(arrivals []*ChaosArrival) []string {
+	var ids []string
+	for _, a := range arrivals {
+		if id := a.ID(); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // checkStore compares the store's deliveries with the expected records.
@@ -690,7 +898,8 @@ func RunChaos(t testing.TB, st store.Store, cfg ChaosConfig) ChaosReport {
 		rcv.AddSecret(s)
 	}
 	tg := rcv.Targets()
-	dc := w.DispatcherConfig(st, tg)
+	leases := NewLeaseLog(nil, 0)
+	dc := w.DispatcherConfig(leases.Store(st), tg)
 	var openings atomic.Int64
 	dc.Observer = webhook.ObserverFunc(func(e webhook.Event) {
 		if h := w.byID[e.WebhookID]; e.Kind == webhook.EventBreakerOpened && h != nil && h.trap == "" {
@@ -735,13 +944,13 @@ func RunChaos(t testing.TB, st store.Store, cfg ChaosConfig) ChaosReport {
 		}
 		select {
 		case <-ctx.Done():
-			rep, _ := w.Check(context.Background(), st, rcv, nil)
+			rep, _ := w.Check(context.Background(), st, rcv, ChaosEvidence{Leases: leases})
 			t.Fatalf("deliveries still pending when the chaos run timed out: %v", rep)
 		case <-tick.C:
 		}
 	}
 	stop()
-	rep, err := w.Check(ctx, st, rcv, nil)
+	rep, err := w.Check(ctx, st, rcv, ChaosEvidence{Leases: leases})
 	require.NoError(t, err)
 	rep.Publishing, rep.Elapsed = published, time.Since(start)
 	rep.BreakerOpenings = int(openings.Load())

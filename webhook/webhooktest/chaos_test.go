@@ -185,8 +185,9 @@ func TestRunChaosSmall(t *testing.T) {
 	assert.Equal(t, 400, rep.Changes)
 	assert.Equal(t, 20, rep.Webhooks)
 	assert.Positive(t, rep.DuplicateCauses[webhooktest.CauseSlowBody], "slow bodies caused duplicates")
-	assert.Equal(t, rep.Duplicates, rep.DuplicateCauses[webhooktest.CauseSlowBody]+rep.DuplicateCauses[webhooktest.CauseLate],
-		"and late answers, when the machine is slow; nothing else did")
+	assert.Equal(t, rep.Duplicates, rep.DuplicateCauses[webhooktest.CauseSlowBody]+rep.DuplicateCauses[webhooktest.CauseLate]+
+		rep.DuplicateCauses[webhooktest.CauseLease],
+		"and late answers or leases that ran out, when the machine is slow; nothing else did")
 }
 
 func TestChaosReportFailures(t *testing.T) {
@@ -208,4 +209,55 @@ func TestChaosReportFailures(t *testing.T) {
 	} {
 		assert.NotEmpty(t, bad.Failures(), "%+v", bad)
 	}
+}
+
+// Requests a sender wrote just before it died are counted for the epoch
+// in which it sent them, however late the server reads them: Quiesce
+// waits for every connection opened before it, and fails while one stays
+// open.
+func TestChaosReceiverQuiesce(t *testing.T) {
+	c := webhooktest.NewChaosReceiver(t, 7, 1) // every request fails ...
+	used := map[string]bool{}
+	raw := func(f webhooktest.Fault) net.Conn {
+		id := idFor(t, c, "/hook", f, used)
+		conn, err := net.Dial("tcp", c.Listener.Addr().String())
+		require.NoError(t, err)
+		body := `{"id":"` + id + `"}`
+		_, err = fmt.Fprintf(conn, "POST /hook HTTP/1.1\r\nHost: receiver\r\nWebhook-Id: %s\r\nContent-Length: %d\r\n\r\n%s", id, len(body), body)
+		require.NoError(t, err)
+		return conn
+	}
+	bounded := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	c.SetEpoch(1)
+	hung := raw(webhooktest.FaultHang) // a sender still waiting for its answer
+	assert.ErrorIs(t, c.Quiesce(bounded(100*time.Millisecond)), context.DeadlineExceeded,
+		"a connection opened before the call is still open")
+
+	// A sender that writes its requests and dies at once, as under SIGKILL.
+	const dead = 20
+	for range dead {
+		require.NoError(t, raw(webhooktest.Fault500).Close())
+	}
+	require.NoError(t, hung.Close())
+	require.NoError(t, c.Quiesce(bounded(10*time.Second)))
+	c.SetEpoch(2)
+	got := c.Arrivals()
+	require.Len(t, got, dead+1, "every request written before the senders died was read")
+	for _, a := range got {
+		assert.Equal(t, 1, a.Epoch, "%s is counted in the epoch that sent it", a.Fault)
+	}
+
+	// With nothing open it returns at once, and the receiver serves on.
+	require.NoError(t, c.Quiesce(bounded(10*time.Second)))
+	c.Calm()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Post(c.URL+"/hook", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
 }
