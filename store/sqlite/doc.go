@@ -29,7 +29,7 @@
 //
 // A transaction of your own *sql.DB on the same file (OpenDB gives one
 // with the store's settings) works too, at the cost of a file check and
-// unprepared statements per publish. A transaction on another file, or of
+// of preparing the store's statements once per transaction. A transaction on another file, or of
 // another store, is refused with an error wrapping store.ErrForeignTx.
 // Publishing the same change id again in a transaction does not fail it
 // (the event is inserted with ON CONFLICT DO NOTHING). Deliveries

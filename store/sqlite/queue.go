@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"weak"
 
@@ -47,7 +49,7 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	var created bool
 	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		created, err = s.enqueue(ctx, tx, true, e, ds)
+		created, err = s.enqueue(ctx, tx, nil, e, ds)
 		return err
 	})
 	if err != nil {
@@ -73,7 +75,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 		queued = false
 		for i, e := range es {
 			var err error
-			if created[i], err = s.enqueue(ctx, tx, true, e.Event, e.Deliveries); err != nil {
+			if created[i], err = s.enqueue(ctx, tx, nil, e.Event, e.Deliveries); err != nil {
 				return err
 			}
 			queued = queued || (created[i] && len(e.Deliveries) > 0)
@@ -121,10 +123,10 @@ func (s *Store) EnqueueManyTx(ctx context.Context, t store.Tx, es []store.EventW
 
 // EnqueueTx stores an event and its deliveries inside the caller's
 // transaction: one begun with BeginTx (the fast path: its statements are
-// prepared once), or one of another *sql.DB on the store's file (each call
-// then checks the file and parses its statements). On an error the
-// transaction holds none of the event's rows; roll it back anyway if the
-// change must not happen without its webhooks.
+// prepared once), or one of another *sql.DB on the store's file (its first
+// call checks the file and prepares the statements for that transaction).
+// On an error the transaction holds none of the event's rows; roll it back
+// anyway if the change must not happen without its webhooks.
 func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []store.Delivery) (bool, error) {
 	v, err := t.Unwrap(owner)
 	if err != nil {
@@ -137,8 +139,12 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	if err := checkEnqueue(e, ds); err != nil {
 		return false, err
 	}
-	if _, own := s.own.Load(weak.Make(tx)); own {
-		return s.enqueue(ctx, tx, true, e, ds)
+	key := weak.Make(tx)
+	if _, own := s.own.Load(key); own {
+		return s.enqueue(ctx, tx, nil, e, ds)
+	}
+	if f, ok := s.foreign.Load(key); ok {
+		return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
 	}
 	var file string
 	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
@@ -147,7 +153,41 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	if file != s.file {
 		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
 	}
-	return s.enqueue(ctx, tx, false, e, ds)
+	f, loaded := s.foreign.LoadOrStore(key, &foreignTx{stmts: map[string]*sql.Stmt{}})
+	if !loaded {
+		runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
+	}
+	return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+}
+
+// foreignTx is what the store keeps, while it lives, about a transaction
+// of another *sql.DB given to EnqueueTx: that it is on the store's file,
+// and the statements prepared for it (database/sql closes them when the
+// transaction ends). A hundred publishes in one transaction check the
+// file and parse each statement once, not a hundred times.
+type foreignTx struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// exec runs q in tx, preparing it for tx the first time.
+func (f *foreignTx) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	f.mu.Lock()
+	st, ok := f.stmts[q]
+	if !ok {
+		var err error
+		if st, err = tx.PrepareContext(ctx, q); err != nil {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("sqlite: preparing: %w", err)
+		}
+		f.stmts[q] = st
+	}
+	f.mu.Unlock()
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return res, nil
 }
 
 func checkEnqueue(e store.Event, ds []store.Delivery) error {
@@ -162,19 +202,15 @@ func checkEnqueue(e store.Event, ds []store.Delivery) error {
 	return nil
 }
 
-// enqueue writes the rows in tx: with prepared statements when tx is on
-// the store's writer connection, else with plain ones (a transaction of
-// another *sql.DB).
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event, ds []store.Delivery) (bool, error) {
+// enqueue writes the rows in tx: with the store's prepared statements
+// when tx is on the store's writer connection (foreign is nil), else with
+// those prepared for a transaction of another *sql.DB.
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e store.Event, ds []store.Delivery) (bool, error) {
 	run := func(q string, args ...any) (sql.Result, error) {
-		if own {
+		if foreign == nil {
 			return s.exec(ctx, tx, q, args...)
 		}
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: %w", err)
-		}
-		return res, nil
+		return foreign.exec(ctx, tx, q, args...)
 	}
 	created := e.CreatedAt
 	if created.IsZero() {
@@ -197,7 +233,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event
 			at = e.Time
 		}
 		if _, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at)); err != nil {
-			if !own {
+			if foreign != nil {
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds
 				// none of them.

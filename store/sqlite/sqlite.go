@@ -64,6 +64,9 @@ type Store struct {
 	// own holds the transactions BeginTx made, weakly: an entry goes when
 	// its transaction is garbage.
 	own sync.Map // weak.Pointer[sql.Tx] -> struct{}
+	// foreign holds, the same way, the transactions of other *sql.DBs
+	// given to EnqueueTx.
+	foreign sync.Map // weak.Pointer[sql.Tx] -> *foreignTx
 
 	subMu   sync.Mutex
 	subs    map[chan struct{}]struct{}
