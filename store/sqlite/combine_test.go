@@ -43,84 +43,123 @@ type enqueueResult struct {
 	err     error
 }
 
-// TestCombinedEnqueuesGetTheirOwnAnswers queues enqueues behind a busy
-// writer so that they share one transaction: new changes, a change
-// already stored, the same change twice in the transaction, and one the
-// database refuses. Each call gets the answer it would have had alone,
-// and the refused one leaves nothing behind.
-func TestCombinedEnqueuesGetTheirOwnAnswers(t *testing.T) {
-	t.Parallel()
-	s, _ := open(t)
-	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
-	old := delivery("wh")
-	created, err := s.Enqueue(ctx, event("stored", "E0"), []store.Delivery{old})
-	require.NoError(t, err)
-	require.True(t, created)
-
+// combinedEnqueues runs the enqueues in calls while the writer is busy,
+// so that all but the first queue and share the next transaction, and
+// returns each call's answer.
+func combinedEnqueues(t *testing.T, s *sqlite.Store, calls []store.EventWithDeliveries) []enqueueResult {
+	t.Helper()
 	release := hold(t, s)
-	results := make([]enqueueResult, 7)
+	results := make([]enqueueResult, len(calls))
 	var wg sync.WaitGroup
-	call := func(i int, e store.Event, ds []store.Delivery) {
+	for i, c := range calls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i].created, results[i].err = s.Enqueue(ctx, e, ds)
+			results[i].created, results[i].err = s.Enqueue(t.Context(), c.Event, c.Deliveries)
 		}()
+		// The first call runs alone once the writer is free; it waits in
+		// the writer's queue, the others in the store's, in order.
+		queued(t, s, i)
 	}
-	// The first call runs alone once the writer is free; it waits in the
-	// writer's queue, the others in the store's.
-	call(0, event("first", "E1"), []store.Delivery{delivery("wh")})
-	queued(t, s, 0)
-	call(1, event("new-a", "E2"), []store.Delivery{delivery("wh")})
-	queued(t, s, 1)
-	call(2, event("stored", "E0"), []store.Delivery{delivery("wh")})
-	queued(t, s, 2)
-	call(3, event("twice", "E3"), []store.Delivery{delivery("wh")})
-	queued(t, s, 3)
-	call(4, event("twice", "E3"), []store.Delivery{delivery("wh")})
-	queued(t, s, 4)
-	refused := delivery("wh")
-	refused.ID = old.ID // the delivery id is taken: the database refuses the insert
-	call(5, event("refused", "E4"), []store.Delivery{delivery("wh"), refused})
-	queued(t, s, 5)
-	call(6, event("new-b", "E2"), []store.Delivery{delivery("wh")})
-	queued(t, s, 6)
-	before := s.SharedTransactions()
 	release()
 	wg.Wait()
+	return results
+}
 
-	assert.Equal(t, int64(1), s.SharedTransactions()-before, "the queued calls shared one transaction")
-	for i, want := range []bool{true, true, false, true, false} {
-		assert.NoError(t, results[i].err, "call %d", i)
-		assert.Equal(t, want, results[i].created, "call %d", i)
+func change(id, key string, ds ...store.Delivery) store.EventWithDeliveries {
+	if len(ds) == 0 {
+		ds = []store.Delivery{delivery("wh")}
 	}
-	assert.Error(t, results[5].err, "the refused call fails")
-	assert.NoError(t, results[6].err, "the call after the refused one is stored")
-	assert.True(t, results[6].created)
+	return store.EventWithDeliveries{Event: event(id, key), Deliveries: ds}
+}
 
-	ds, err := s.Deliveries(ctx, store.DeliveryFilter{})
+// storedEvents lists the event of every stored delivery, in order of
+// sequence.
+func storedEvents(t *testing.T, s *sqlite.Store) []string {
+	t.Helper()
+	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
 	require.NoError(t, err)
 	var events []string
 	for _, d := range ds {
 		events = append(events, d.EventID)
 	}
-	assert.Equal(t, []string{"stored", "first", "new-a", "twice", "new-b"}, events,
-		"one delivery per new change, in the order of the calls, none of the refused one")
-	// The refused change left no event behind: publishing it again stores it.
-	created, err = s.Enqueue(ctx, event("refused", "E4"), []store.Delivery{delivery("wh")})
+	return events
+}
+
+func combineSetup(t *testing.T) (*sqlite.Store, store.Delivery) {
+	t.Helper()
+	s, _ := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
 	require.NoError(t, err)
-	assert.True(t, created)
+	old := delivery("wh")
+	created, err := s.Enqueue(t.Context(), event("stored", "E0"), []store.Delivery{old})
+	require.NoError(t, err)
+	require.True(t, created)
+	return s, old
+}
+
+// TestCombinedEnqueuesGetTheirOwnAnswers queues enqueues behind a busy
+// writer so that they share one transaction: new changes, a change
+// already stored and the same change twice in the transaction. Each call
+// gets the answer it would have had alone.
+func TestCombinedEnqueuesGetTheirOwnAnswers(t *testing.T) {
+	t.Parallel()
+	s, _ := combineSetup(t)
+	shared, undone := s.SharedTransactions()
+	results := combinedEnqueues(t, s, []store.EventWithDeliveries{
+		change("first", "E1"), change("new-a", "E2"), change("stored", "E0"), change("twice", "E3"),
+		change("twice", "E3"), change("new-b", "E2"),
+	})
+	shared2, undone2 := s.SharedTransactions()
+	assert.Equal(t, int64(1), shared2-shared, "the queued calls shared one transaction")
+	assert.Equal(t, undone, undone2, "which committed")
+	for i, want := range []bool{true, true, false, true, false, true} {
+		assert.NoError(t, results[i].err, "call %d", i)
+		assert.Equal(t, want, results[i].created, "call %d", i)
+	}
+	assert.Equal(t, []string{"stored", "first", "new-a", "twice", "new-b"}, storedEvents(t, s),
+		"one delivery per new change, in the order of the calls")
 	// Order per record holds across the shared transaction: new-a heads
 	// E2's chain, new-b waits behind it.
-	ms, err := s.Claim(ctx, store.Claim{Now: t0, Lease: time.Minute, Limit: 10})
+	ms, err := s.Claim(t.Context(), store.Claim{Now: t0, Lease: time.Minute, Limit: 10})
 	require.NoError(t, err)
 	var claimed []string
 	for _, m := range ms {
 		claimed = append(claimed, m.Deliveries[0].EventID)
 	}
-	assert.ElementsMatch(t, []string{"stored", "first", "new-a", "twice", "refused"}, claimed)
+	assert.ElementsMatch(t, []string{"stored", "first", "new-a", "twice"}, claimed)
+}
+
+// TestCombinedCallRefusedAlone queues, between new changes, one whose
+// rows the database refuses. The refused call fails and leaves nothing
+// behind; the others are stored, in order, as if they had run alone.
+func TestCombinedCallRefusedAlone(t *testing.T) {
+	t.Parallel()
+	s, old := combineSetup(t)
+	refused := delivery("wh")
+	refused.ID = old.ID // the delivery id is taken: the database refuses the insert
+	shared, undone := s.SharedTransactions()
+	results := combinedEnqueues(t, s, []store.EventWithDeliveries{
+		change("first", "E1"), change("new-a", "E2"), change("refused", "E4", delivery("wh"), refused),
+		change("new-a", "E2"), change("new-b", "E2"),
+	})
+	shared2, undone2 := s.SharedTransactions()
+	assert.Equal(t, int64(1), shared2-shared, "the queued calls shared one transaction")
+	assert.Equal(t, int64(1), undone2-undone, "which was rolled back, its calls run alone")
+	assert.NoError(t, results[0].err)
+	assert.True(t, results[0].created)
+	assert.NoError(t, results[1].err)
+	assert.True(t, results[1].created)
+	assert.Error(t, results[2].err, "the refused call fails")
+	assert.NoError(t, results[3].err)
+	assert.False(t, results[3].created, "a duplicate of a call before it")
+	assert.NoError(t, results[4].err)
+	assert.True(t, results[4].created)
+	assert.Equal(t, []string{"stored", "first", "new-a", "new-b"}, storedEvents(t, s))
+	// The refused change left no event behind: publishing it again stores it.
+	created, err := s.Enqueue(t.Context(), event("refused", "E4"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	assert.True(t, created)
 }
 
 // TestCombinedCallLeavesWhenItsContextEnds cancels a call that waits for

@@ -29,7 +29,7 @@
 //
 // A transaction of your own *sql.DB on the same file (OpenDB gives one
 // with the store's settings) works too, at the cost of a file check and
-// unprepared statements per publish. A transaction on another file, or of
+// of preparing the store's statements once per transaction. A transaction on another file, or of
 // another store, is refused with an error wrapping store.ErrForeignTx.
 // Publishing the same change id again in a transaction does not fail it
 // (the event is inserted with ON CONFLICT DO NOTHING). Deliveries
@@ -47,9 +47,10 @@
 // wait up to the busy timeout for it. Claims and acknowledgements are
 // batched: one transaction claims or records a whole batch. Enqueues,
 // claims, acknowledgements and releases that arrive while the writer is
-// busy share its next transaction (a group commit), each in a savepoint of
-// its own, so every call still gets its own answer and one call's failure
-// is its own; a call made while the writer is idle runs at once, alone.
+// busy share its next transaction (a group commit); a call made while the
+// writer is idle runs at once, alone. Every call still gets its own
+// answer: when one call of a shared transaction fails, the transaction is
+// rolled back and its calls run again one by one.
 //
 // One process per file is the intended shape. Several processes may share
 // a file (they serialise on its write lock and see each other's work), but

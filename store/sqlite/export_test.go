@@ -9,5 +9,8 @@ func (s *Store) Queued() (n int, running bool) {
 }
 
 // SharedTransactions returns how many transactions carried more than one
-// call.
-func (s *Store) SharedTransactions() int64 { return s.combine.shared.Load() }
+// call, and how many of them were rolled back for their calls to run
+// alone.
+func (s *Store) SharedTransactions() (shared, undone int64) {
+	return s.combine.shared.Load(), s.combine.undone.Load()
+}

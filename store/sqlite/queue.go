@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"weak"
 
@@ -47,7 +49,7 @@ func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery)
 	var created bool
 	err := s.combined(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		created, err = s.enqueue(ctx, tx, true, e, ds)
+		created, err = s.enqueue(ctx, tx, nil, e, ds)
 		return err
 	})
 	if err != nil {
@@ -73,7 +75,7 @@ func (s *Store) EnqueueMany(ctx context.Context, es []store.EventWithDeliveries)
 		queued = false
 		for i, e := range es {
 			var err error
-			if created[i], err = s.enqueue(ctx, tx, true, e.Event, e.Deliveries); err != nil {
+			if created[i], err = s.enqueue(ctx, tx, nil, e.Event, e.Deliveries); err != nil {
 				return err
 			}
 			queued = queued || (created[i] && len(e.Deliveries) > 0)
@@ -121,10 +123,10 @@ func (s *Store) EnqueueManyTx(ctx context.Context, t store.Tx, es []store.EventW
 
 // EnqueueTx stores an event and its deliveries inside the caller's
 // transaction: one begun with BeginTx (the fast path: its statements are
-// prepared once), or one of another *sql.DB on the store's file (each call
-// then checks the file and parses its statements). On an error the
-// transaction holds none of the event's rows; roll it back anyway if the
-// change must not happen without its webhooks.
+// prepared once), or one of another *sql.DB on the store's file (its first
+// call checks the file and prepares the statements for that transaction).
+// On an error the transaction holds none of the event's rows; roll it back
+// anyway if the change must not happen without its webhooks.
 func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []store.Delivery) (bool, error) {
 	v, err := t.Unwrap(owner)
 	if err != nil {
@@ -137,8 +139,12 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	if err := checkEnqueue(e, ds); err != nil {
 		return false, err
 	}
-	if _, own := s.own.Load(weak.Make(tx)); own {
-		return s.enqueue(ctx, tx, true, e, ds)
+	key := weak.Make(tx)
+	if _, own := s.own.Load(key); own {
+		return s.enqueue(ctx, tx, nil, e, ds)
+	}
+	if f, ok := s.foreign.Load(key); ok {
+		return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
 	}
 	var file string
 	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
@@ -147,7 +153,41 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	if file != s.file {
 		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
 	}
-	return s.enqueue(ctx, tx, false, e, ds)
+	f, loaded := s.foreign.LoadOrStore(key, &foreignTx{stmts: map[string]*sql.Stmt{}})
+	if !loaded {
+		runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
+	}
+	return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+}
+
+// foreignTx is what the store keeps, while it lives, about a transaction
+// of another *sql.DB given to EnqueueTx: that it is on the store's file,
+// and the statements prepared for it (database/sql closes them when the
+// transaction ends). A hundred publishes in one transaction check the
+// file and parse each statement once, not a hundred times.
+type foreignTx struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// exec runs q in tx, preparing it for tx the first time.
+func (f *foreignTx) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	f.mu.Lock()
+	st, ok := f.stmts[q]
+	if !ok {
+		var err error
+		if st, err = tx.PrepareContext(ctx, q); err != nil {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("sqlite: preparing: %w", err)
+		}
+		f.stmts[q] = st
+	}
+	f.mu.Unlock()
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return res, nil
 }
 
 func checkEnqueue(e store.Event, ds []store.Delivery) error {
@@ -162,19 +202,15 @@ func checkEnqueue(e store.Event, ds []store.Delivery) error {
 	return nil
 }
 
-// enqueue writes the rows in tx: with prepared statements when tx is on
-// the store's writer connection, else with plain ones (a transaction of
-// another *sql.DB).
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event, ds []store.Delivery) (bool, error) {
+// enqueue writes the rows in tx: with the store's prepared statements
+// when tx is on the store's writer connection (foreign is nil), else with
+// those prepared for a transaction of another *sql.DB.
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e store.Event, ds []store.Delivery) (bool, error) {
 	run := func(q string, args ...any) (sql.Result, error) {
-		if own {
+		if foreign == nil {
 			return s.exec(ctx, tx, q, args...)
 		}
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: %w", err)
-		}
-		return res, nil
+		return foreign.exec(ctx, tx, q, args...)
 	}
 	created := e.CreatedAt
 	if created.IsZero() {
@@ -197,7 +233,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event
 			at = e.Time
 		}
 		if _, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at)); err != nil {
-			if !own {
+			if foreign != nil {
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds
 				// none of them.
@@ -212,17 +248,23 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, own bool, e store.Event
 	return true, nil
 }
 
+// The claim's queries have no LIMIT: SQLite (3.54) plans with the value
+// bound to a LIMIT and prepares the statement again, parsing included,
+// whenever that value changes, and a claim's limit is the number of free
+// workers, which changes all the time. The rows come in index order, and
+// reading stops at the limit.
+
 const readyWebhooks = `SELECT w.id FROM herald_webhooks w
 	JOIN herald_deliveries d ON d.seq = (SELECT x.seq FROM herald_deliveries x
 		WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.head = 1 AND x.next_attempt <= ?1 AND x.lease_until <= ?1
 		ORDER BY x.next_attempt, x.seq LIMIT 1)
 	WHERE w.disabled = 0
-	ORDER BY d.next_attempt, d.seq LIMIT ?2`
+	ORDER BY d.next_attempt, d.seq`
 
 const dueHeads = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.head = 1 AND d.next_attempt <= ?2 AND d.lease_until <= ?2
-	ORDER BY d.next_attempt, d.seq LIMIT ?3`
+	ORDER BY d.next_attempt, d.seq`
 
 const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
@@ -231,10 +273,9 @@ const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
 const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
-	ORDER BY d.seq LIMIT ?5`
+	ORDER BY d.seq`
 
-// setLeases leases the rows in ?3 under the claim id ?1. It writes no
-// indexed column, so a claim costs no index update.
+// setLeases leases the rows in ?3 under the claim id ?1.
 const setLeases = `UPDATE herald_deliveries SET lease = ?1, lease_until = ?2 WHERE seq IN (SELECT value FROM json_each(?3))`
 
 // fixBatches takes [[seq, batch_id, head], ...] for the rows of batches
@@ -266,12 +307,12 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.Message, error) {
 	now := nanos(c.Now)
-	rows, err := s.query(ctx, tx, readyWebhooks, now, c.Limit)
+	rows, err := s.query(ctx, tx, readyWebhooks, now)
 	if err != nil {
 		return nil, err
 	}
 	var hooks []string
-	for rows.Next() {
+	for len(hooks) < c.Limit && rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
@@ -284,11 +325,11 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 	}
 	queues := make([][]item, len(hooks))
 	for i, id := range hooks {
-		rows, err := s.query(ctx, tx, dueHeads, id, now, c.Limit)
+		rows, err := s.query(ctx, tx, dueHeads, id, now)
 		if err != nil {
 			return nil, err
 		}
-		if queues[i], err = scanItems(rows); err != nil {
+		if queues[i], err = scanItems(rows, c.Limit); err != nil {
 			return nil, err
 		}
 	}
@@ -347,7 +388,7 @@ func (s *Store) unit(ctx context.Context, tx *sql.Tx, head item, rest *[]item, t
 		if err != nil {
 			return nil, err
 		}
-		return scanItems(rows)
+		return scanItems(rows, 0)
 	case head.d.MaxBatch > 1 && !head.d.Replayed:
 		return s.gather(ctx, tx, head, rest, taken, now)
 	}
@@ -365,11 +406,11 @@ func (s *Store) gather(ctx context.Context, tx *sql.Tx, head item, rest *[]item,
 		return nil, err
 	}
 	if len(members) < limit {
-		rows, err := s.query(ctx, tx, dueHeads, head.d.WebhookID, nanos(now), limit+len(taken))
+		rows, err := s.query(ctx, tx, dueHeads, head.d.WebhookID, nanos(now))
 		if err != nil {
 			return nil, err
 		}
-		heads, err := scanItems(rows)
+		heads, err := scanItems(rows, limit+len(taken))
 		if err != nil {
 			return nil, err
 		}
@@ -401,11 +442,11 @@ func (s *Store) follow(ctx context.Context, tx *sql.Tx, members []item, limit in
 	if last.Replayed || len(members) >= limit {
 		return members, nil
 	}
-	rows, err := s.query(ctx, tx, successors, last.WebhookID, last.Tenant, last.Key, last.Seq, limit-len(members))
+	rows, err := s.query(ctx, tx, successors, last.WebhookID, last.Tenant, last.Key, last.Seq)
 	if err != nil {
 		return nil, err
 	}
-	next, err := scanItems(rows)
+	next, err := scanItems(rows, limit-len(members))
 	if err != nil {
 		return nil, err
 	}

@@ -41,13 +41,14 @@ type item struct {
 	e store.Event
 }
 
-// scanItems reads rows of deliveryCols followed by eventCols.
-func scanItems(rows *sql.Rows) ([]item, error) {
+// scanItems reads rows of deliveryCols followed by eventCols, up to limit
+// of them (0: all).
+func scanItems(rows *sql.Rows, limit int) ([]item, error) {
 	defer rows.Close()
 	var out []item
 	var it item
 	dest := itemDest(&it)
-	for rows.Next() {
+	for (limit == 0 || len(out) < limit) && rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}

@@ -282,3 +282,53 @@ func onDisk(t *testing.T, path string, marker []byte) bool {
 	}
 	return false
 }
+
+// TestEnqueueTxManyInOneTransaction publishes many changes in each of two
+// transactions of another *sql.DB, one refused in the middle of the first:
+// the store's statements, prepared once per transaction, serve every call,
+// the refused one leaves nothing and the next transaction starts afresh.
+func TestEnqueueTxManyInOneTransaction(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	taken := delivery("wh")
+	created, err := s.Enqueue(t.Context(), event("c0", "E0"), []store.Delivery{taken})
+	require.NoError(t, err)
+	require.True(t, created)
+
+	want := []string{"c0"}
+	for round := range 2 {
+		tx, err := db.BeginTx(t.Context(), nil)
+		require.NoError(t, err)
+		for i := range 10 {
+			id := fmt.Sprintf("r%d-c%d", round, i)
+			ds := []store.Delivery{delivery("wh")}
+			if round == 0 && i == 5 {
+				ds = append(ds, store.Delivery{ID: taken.ID, WebhookID: "wh"}) // refused
+			}
+			created, err := s.EnqueueTx(t.Context(), sqlite.Tx(tx), event(id, fmt.Sprintf("K%d", i)), ds)
+			if round == 0 && i == 5 {
+				require.Error(t, err)
+				continue
+			}
+			require.NoError(t, err, id)
+			require.True(t, created, id)
+			want = append(want, id)
+			created, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event(id, fmt.Sprintf("K%d", i)), []store.Delivery{delivery("wh")})
+			require.NoError(t, err, id)
+			require.False(t, created, "%s again", id)
+		}
+		require.NoError(t, tx.Commit())
+	}
+	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
+	require.NoError(t, err)
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.EventID)
+	}
+	assert.Equal(t, want, got)
+}
