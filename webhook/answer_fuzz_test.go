@@ -120,8 +120,11 @@ func FuzzAnswer(f *testing.F) {
 		if d.Attempts != 1 {
 			t.Fatalf("delivery counts %d attempts, want 1", d.Attempts)
 		}
-		if got := srv.conns.Load(); got != 1 {
-			t.Fatalf("the receiver got %d connections, want 1 (a redirect is never followed)", got)
+		// At most one: a redirect is never followed. (None is possible on a
+		// loaded machine: the attempt may time out before the receiver's
+		// accept loop has taken the connection from the kernel's queue.)
+		if got := srv.conns.Load(); got > 1 {
+			t.Fatalf("the receiver got %d connections, want at most 1 (a redirect is never followed)", got)
 		}
 		switch d.Status {
 		case webhook.Delivered:
