@@ -26,20 +26,26 @@ import (
 const insertEvent = `INSERT INTO herald_events (tenant, id, table_name, op, record_key, time, payload, created_at, live)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
-// insertDelivery makes a delivery the head of its chain when no earlier
-// one is pending, and cancels it at once when its webhook no longer
-// exists (deleted between matching and storing), as DeleteWebhook would
-// have. It is a VALUES insert with scalar subqueries: the same checks as
-// a SELECT joined to the webhook cost a third more.
-const insertDelivery = `INSERT INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch, status,
-		last_error, next_attempt, head, created_at, updated_at)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-		CASE WHEN EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) THEN 'pending' ELSE 'canceled' END,
-		CASE WHEN EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) THEN '' ELSE 'webhook deleted' END,
-		?7,
-		EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) AND NOT EXISTS (SELECT 1 FROM herald_deliveries p
+// insertDelivery stores a delivery to a webhook that exists, as the head
+// of its chain when no earlier one is pending. The webhook is looked up
+// once, for the row's webhook_id: when it no longer exists (deleted
+// between matching and storing) that is NULL, the row is skipped (OR
+// IGNORE), and insertCanceled stores the delivery canceled, as
+// DeleteWebhook would have left it. A row skipped for its id, already
+// taken, meets the same refusal there. A VALUES insert that told the two
+// cases apart itself would look the webhook up for each column that
+// differs (three look-ups), and an INSERT ... SELECT from the webhook
+// costs a third more.
+const insertDelivery = `INSERT OR IGNORE INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch,
+		status, last_error, next_attempt, head, created_at, updated_at)
+	VALUES (?1, ?2, ?3, ?4, (SELECT id FROM herald_webhooks WHERE id = ?5), ?6, 'pending', '', ?7,
+		NOT EXISTS (SELECT 1 FROM herald_deliveries p
 			WHERE p.webhook_id = ?5 AND p.tenant = ?3 AND p.record_key = ?4 AND p.status = 'pending' AND p.replayed = 0),
 		?8, ?8)`
+
+const insertCanceled = `INSERT INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch, status,
+		last_error, next_attempt, head, created_at, updated_at)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'canceled', 'webhook deleted', ?7, 0, ?8, ?8)`
 
 // Enqueue stores an event and its deliveries unless the event exists.
 func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
@@ -232,7 +238,11 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 		if at.IsZero() {
 			at = e.Time
 		}
-		if _, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at)); err != nil {
+		res, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		if err == nil && affected(res) == 0 {
+			_, err = run(insertCanceled, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		}
+		if err != nil {
 			if foreign != nil {
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds

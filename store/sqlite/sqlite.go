@@ -131,7 +131,7 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	// Prepare the statements of the hot paths now: a transaction from
 	// BeginTx never passes through write, which prepares the others.
-	for _, q := range []string{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads,
+	for _, q := range []string{insertEvent, insertDelivery, insertCanceled, readyWebhooks, dueHeads, setLeases, leaseHeads,
 		leaseBatches, applyOutcome, insertAttempts(1), promoteHeads} {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
