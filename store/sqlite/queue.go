@@ -343,8 +343,8 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 			return nil, err
 		}
 	}
-	var out []store.Message
-	var leased []int64
+	out := make([]store.Message, 0, min(c.Limit, 128))
+	leased := make([]int64, 0, min(c.Limit, 128))
 	var batches [][]any
 	taken := map[int64]bool{}
 	claim := uuid.NewString()
@@ -637,8 +637,8 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		}
 		groups := map[change][]int64{}
 		var order []change
-		var attempts []any   // ten values per attempt
-		var finished []int64 // rows whose chain has a row waiting behind
+		attempts := make([]any, 0, 10*len(rs)) // ten values per attempt
+		var finished []int64                   // rows whose chain has a row waiting behind
 		for _, r := range rs {
 			ms := byLease[r.Lease]
 			if len(ms) == 0 || ms[0].messageID() != r.MessageID {
