@@ -147,7 +147,13 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	}
 	key := weak.Make(tx)
 	if _, own := s.own.Load(key); own {
-		return s.enqueue(ctx, tx, nil, e, ds)
+		s.ownMu.Lock()
+		var stmts *foreignTx // nil: bind each use (s.exec)
+		if s.ownTx == tx {
+			stmts = s.ownStmts
+		}
+		s.ownMu.Unlock()
+		return s.enqueue(ctx, tx, stmts, e, ds)
 	}
 	if f, ok := s.foreign.Load(key); ok {
 		return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
@@ -170,21 +176,30 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 // of another *sql.DB given to EnqueueTx: that it is on the store's file,
 // and the statements prepared for it (database/sql closes them when the
 // transaction ends). A hundred publishes in one transaction check the
-// file and parse each statement once, not a hundred times.
+// file and parse each statement once, not a hundred times. For a
+// transaction of BeginTx (own), it holds the store's statements bound to
+// the transaction.
 type foreignTx struct {
+	own   bool
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
 }
 
-// exec runs q in tx, preparing it for tx the first time.
-func (f *foreignTx) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+// exec runs q in tx, preparing it for tx (or binding the store's
+// statement to it) the first time.
+func (f *foreignTx) exec(ctx context.Context, s *Store, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	f.mu.Lock()
 	st, ok := f.stmts[q]
 	if !ok {
 		var err error
-		if st, err = tx.PrepareContext(ctx, q); err != nil {
+		if f.own {
+			st, err = s.stmt(ctx, tx, q)
+		} else if st, err = tx.PrepareContext(ctx, q); err != nil {
+			err = fmt.Errorf("sqlite: preparing: %w", err)
+		}
+		if err != nil {
 			f.mu.Unlock()
-			return nil, fmt.Errorf("sqlite: preparing: %w", err)
+			return nil, err
 		}
 		f.stmts[q] = st
 	}
@@ -209,14 +224,15 @@ func checkEnqueue(e store.Event, ds []store.Delivery) error {
 }
 
 // enqueue writes the rows in tx: with the store's prepared statements
-// when tx is on the store's writer connection (foreign is nil), else with
-// those prepared for a transaction of another *sql.DB.
+// when tx is on the store's writer connection (foreign is nil, or holds
+// them bound to a transaction of BeginTx), else with those prepared for
+// a transaction of another *sql.DB.
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e store.Event, ds []store.Delivery) (bool, error) {
 	run := func(q string, args ...any) (sql.Result, error) {
 		if foreign == nil {
 			return s.exec(ctx, tx, q, args...)
 		}
-		return foreign.exec(ctx, tx, q, args...)
+		return foreign.exec(ctx, s, tx, q, args...)
 	}
 	created := e.CreatedAt
 	if created.IsZero() {
@@ -243,7 +259,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 			_, err = run(insertCanceled, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
 		}
 		if err != nil {
-			if foreign != nil {
+			if foreign != nil && !foreign.own {
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds
 				// none of them.

@@ -64,6 +64,15 @@ type Store struct {
 	// own holds the transactions BeginTx made, weakly: an entry goes when
 	// its transaction is garbage.
 	own sync.Map // weak.Pointer[sql.Tx] -> struct{}
+	// ownTx is the latest transaction BeginTx made and ownStmts the
+	// store's statements bound to it, each bound once for the
+	// transaction rather than once per use: a hundred publishes in one
+	// transaction otherwise bind two hundred statements, which its commit
+	// then closes one by one. Only the latest is kept, so a transaction
+	// long ended is not held.
+	ownMu    sync.Mutex
+	ownTx    *sql.Tx
+	ownStmts *foreignTx
 	// foreign holds, the same way, the transactions of other *sql.DBs
 	// given to EnqueueTx.
 	foreign sync.Map // weak.Pointer[sql.Tx] -> *foreignTx
@@ -204,6 +213,9 @@ func (s *Store) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, erro
 	key := weak.Make(tx)
 	s.own.Store(key, struct{}{})
 	runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.own.Delete(k) }, key)
+	s.ownMu.Lock()
+	s.ownTx, s.ownStmts = tx, &foreignTx{own: true, stmts: map[string]*sql.Stmt{}}
+	s.ownMu.Unlock()
 	return tx, nil
 }
 
@@ -217,6 +229,9 @@ func (s *Store) Close() error {
 	}
 	s.stmts = map[string]*sql.Stmt{}
 	s.stmtMu.Unlock()
+	s.ownMu.Lock()
+	s.ownTx, s.ownStmts = nil, nil
+	s.ownMu.Unlock()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
