@@ -155,30 +155,32 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 		s.ownMu.Unlock()
 		return s.enqueue(ctx, tx, stmts, e, ds)
 	}
-	if f, ok := s.foreign.Load(key); ok {
-		return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+	if _, ok := s.foreign.Load(key); !ok {
+		var file string
+		if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+			return false, fmt.Errorf("sqlite: %w", err)
+		}
+		if file != s.file {
+			return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
+		}
+		if _, loaded := s.foreign.LoadOrStore(key, struct{}{}); !loaded {
+			runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
+		}
 	}
-	var file string
-	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
-		return false, fmt.Errorf("sqlite: %w", err)
+	s.foreignMu.Lock()
+	if s.foreignTx != tx {
+		s.foreignTx, s.foreignStmts = tx, &foreignTx{stmts: map[string]*sql.Stmt{}}
 	}
-	if file != s.file {
-		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
-	}
-	f, loaded := s.foreign.LoadOrStore(key, &foreignTx{stmts: map[string]*sql.Stmt{}})
-	if !loaded {
-		runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
-	}
-	return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+	f := s.foreignStmts
+	s.foreignMu.Unlock()
+	return s.enqueue(ctx, tx, f, e, ds)
 }
 
-// foreignTx is what the store keeps, while it lives, about a transaction
-// of another *sql.DB given to EnqueueTx: that it is on the store's file,
-// and the statements prepared for it (database/sql closes them when the
-// transaction ends). A hundred publishes in one transaction check the
-// file and parse each statement once, not a hundred times. For a
-// transaction of BeginTx (own), it holds the store's statements bound to
-// the transaction.
+// foreignTx holds the statements prepared for a transaction of another
+// *sql.DB given to EnqueueTx (database/sql closes them when the
+// transaction ends), so that a hundred publishes in one transaction parse
+// each statement once, not a hundred times. For a transaction of BeginTx
+// (own), it holds the store's statements bound to the transaction.
 type foreignTx struct {
 	own   bool
 	mu    sync.Mutex

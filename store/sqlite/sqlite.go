@@ -74,8 +74,16 @@ type Store struct {
 	ownTx    *sql.Tx
 	ownStmts *foreignTx
 	// foreign holds, the same way, the transactions of other *sql.DBs
-	// given to EnqueueTx.
-	foreign sync.Map // weak.Pointer[sql.Tx] -> *foreignTx
+	// given to EnqueueTx whose file was checked.
+	foreign sync.Map // weak.Pointer[sql.Tx] -> struct{}
+	// foreignTx is the latest of them and foreignStmts the statements
+	// prepared for it. Only the latest is kept: a statement refers to its
+	// transaction, so a map of them held each transaction for as long as
+	// the store lived. Transactions of OpenDB take the write lock when
+	// they begin, so they publish one at a time anyway.
+	foreignMu    sync.Mutex
+	foreignTx    *sql.Tx
+	foreignStmts *foreignTx
 
 	subMu   sync.Mutex
 	subs    map[chan struct{}]struct{}
@@ -232,6 +240,9 @@ func (s *Store) Close() error {
 	s.ownMu.Lock()
 	s.ownTx, s.ownStmts = nil, nil
 	s.ownMu.Unlock()
+	s.foreignMu.Lock()
+	s.foreignTx, s.foreignStmts = nil, nil
+	s.foreignMu.Unlock()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

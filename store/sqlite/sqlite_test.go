@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -396,4 +397,31 @@ func TestEnqueueToDeletedWebhook(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Empty(t, ds, name)
 	}
+}
+
+// TestEnqueueTxForgetsEndedTransactions: the store keeps no more than the
+// latest transaction of another *sql.DB once the others are garbage.
+func TestEnqueueTxForgetsEndedTransactions(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	ctx := t.Context()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	const n = 50
+	for i := range n {
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		_, err = s.EnqueueTx(ctx, sqlite.Tx(tx), event(fmt.Sprintf("c%d", i), "E1"), []store.Delivery{delivery("wh")})
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+	}
+	// Cleanups run after a collection, on a goroutine of their own.
+	for i := 0; i < 1000 && s.ForeignTransactions() > 1; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.LessOrEqual(t, s.ForeignTransactions(), 1)
 }
