@@ -49,7 +49,10 @@
 //     waiting (behind its record's head) or replayed (outside every line);
 //     it is NULL once the delivery is finished.
 //   - attempts: one row per request made, with its status, latency,
-//     masked request headers and the start of the answer.
+//     masked request headers and the start of the answer. No foreign key
+//     ties it to deliveries (from migration 5): an ack writes attempts only
+//     for the deliveries it has just updated, and purging deletes a
+//     delivery's attempts in the statement that deletes the delivery.
 //
 // # Transactions
 //
@@ -205,7 +208,9 @@
 //   - Finished deliveries, their attempts and old events are purged by
 //     the dispatcher's workers (webhook.Config.Retention); see below.
 //   - Autovacuum matters on deliveries, whose rows change several times in
-//     their life; the table keeps 20% of each page free for HOT updates.
+//     their life. The table keeps 55% of each page free (migration 5), so
+//     that a claim's leases (HOT updates) find room for the rows' new
+//     versions on their pages and write no index entry.
 //
 // # Retention and erasure
 //
