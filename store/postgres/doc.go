@@ -133,7 +133,19 @@
 //     index, so the update can be HOT: the delivery is written once to be
 //     leased and once to be finished.
 //
-// That statement is a transaction of its own, sent in one round trip with
+// Most claims never run that statement. Usually each due delivery is
+// alone in its record's line (records seldom change twice while one
+// delivery is out), and for such a line the decision is to send it, having
+// read and locked that row only. A claim first runs a much smaller
+// statement (fastPickSQL) that finds and locks due deliveries the same way
+// and leases those that are a replay, or their line's only new delivery
+// with no head (two index probes each); it counts the due deliveries it
+// leaves undecided, and only then does the full statement run, for those.
+// Most of what a small claim cost the server was setting up the full
+// statement's plan, whatever the number of rows. After a claim that had
+// to fall back, the next starts with the full statement.
+//
+// Each statement is a transaction of its own, sent in one round trip with
 // its BEGIN and COMMIT. The claim commits without waiting for its WAL to
 // reach the disk: a crash that loses it loses leases and filings only,
 // which the deliveries' next claim redoes, and any later commit that does

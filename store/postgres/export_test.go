@@ -51,3 +51,5 @@ func (s *Store) CombinerQueued() int {
 // subscribers; WakeTag is the payload of its own wake-ups.
 func (s *Store) Wakes(payload string) bool { return s.wakes(payload) }
 func (s *Store) WakeTag() string           { return s.wakeTag }
+
+func (s *Store) PickFastSQL() string { return s.q.pickFast }

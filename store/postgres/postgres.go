@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -61,7 +62,8 @@ type Store struct {
 	q           queries
 	log         *slog.Logger
 	wakeups     wakeups
-	wakeTag     string // the payload of this store's own wake-ups
+	wakeTag     string      // the payload of this store's own wake-ups
+	fullClaims  atomic.Bool // the last claim's fast pick left work undecided: skip it once
 	combine     combiner
 }
 

@@ -4,13 +4,13 @@ import "strings"
 
 // queries holds every statement with the schema filled in, built once.
 type queries struct {
-	enqueue, enqueueOne, enqueueMany                string // for a caller's transaction: NOTIFY on commit
-	enqueueQ, enqueueOneQ, enqueueManyQ             string // for the store's own: no NOTIFY (see Store.wake)
-	wake, claimSettings, ackSettings                string
-	pick, pickNew, successors, fixedBatches, lease  string
-	ack, promote, release, replay, replayState      string
-	saveWebhook, deleteWebhook, webhook, webhooks   string
-	webhooksVersion, delivery, deliveries, attempts string
+	enqueue, enqueueOne, enqueueMany                         string // for a caller's transaction: NOTIFY on commit
+	enqueueQ, enqueueOneQ, enqueueManyQ                      string // for the store's own: no NOTIFY (see Store.wake)
+	wake, claimSettings, ackSettings                         string
+	pick, pickFast, pickNew, successors, fixedBatches, lease string
+	ack, promote, release, replay, replayState               string
+	saveWebhook, deleteWebhook, webhook, webhooks            string
+	webhooksVersion, delivery, deliveries, attempts          string
 }
 
 // deliveryCols are the columns scanDelivery reads, in order.
@@ -128,8 +128,9 @@ SELECT coalesce((SELECT string_agg(ord::text, ',') FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)`),
 
 		// Claim candidates: see pickSQL.
-		pick:    sql(pickSQL(false)),
-		pickNew: sql(pickSQL(true)),
+		pick:     sql(pickSQL(false)),
+		pickFast: sql(fastPickSQL()),
+		pickNew:  sql(pickSQL(true)),
 
 		// Lock every pending member of fixed batches, reporting how many
 		// each batch has, so a batch partly held elsewhere is left alone.
