@@ -250,9 +250,8 @@
 // (that one is not held back). A record's line sends only its head, so the
 // requeued one travels on its own, beside the one in flight, like a replay
 // though not marked as one. The record's deliveries waiting behind the one
-// in flight move up when that one finishes, even if the requeued one has
-// not finished yet; the memory and SQLite stores hold them until both
-// have.
+// in flight move up only when both have finished (from migration 5), as
+// on the memory and SQLite stores.
 // Deliveries whose payload was purged or erased are not requeued, as
 // Replay refuses them.
 package postgres

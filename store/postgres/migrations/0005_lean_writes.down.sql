@@ -1,3 +1,4 @@
+DROP INDEX {schema}.deliveries_requeued;
 DELETE FROM {schema}.attempts a
 WHERE NOT EXISTS (SELECT 1 FROM {schema}.deliveries d WHERE d.seq = a.delivery_seq);
 ALTER TABLE {schema}.attempts ADD CONSTRAINT attempts_delivery_seq_fkey

@@ -16,3 +16,8 @@ ALTER TABLE {schema}.deliveries SET (fillfactor = 45);
 -- establishes: it inserts attempts only for the deliveries it has just
 -- updated. Purging deletes a delivery's attempts with it explicitly.
 ALTER TABLE {schema}.attempts DROP CONSTRAINT IF EXISTS attempts_delivery_seq_fkey;
+
+-- Deliveries requeued ahead of one in flight (phase 3, not replayed; see
+-- requeueSQL), found by record: the line's waiting deliveries move up only
+-- once those have finished too. Normally empty.
+CREATE INDEX deliveries_requeued ON {schema}.deliveries (webhook_id, tenant, key, seq) WHERE phase = 3 AND NOT replayed;
