@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -344,11 +346,18 @@ func BenchmarkClaimAck100(b *testing.B) {
 // wall time, and by the CPU time the process used, which other work on a
 // shared machine disturbs far less. It only runs when HERALD_BENCH_RATIOS
 // is set: timings belong on a quiet machine, not in every test run.
+// HERALD_BENCH_CASE, when set, runs only the cases whose name contains it,
+// and HERALD_BENCH_ROUNDS sets the number of rounds (5 by default).
 func TestBenchmarkRatios(t *testing.T) {
 	if os.Getenv("HERALD_BENCH_RATIOS") == "" {
 		t.Skip("set HERALD_BENCH_RATIOS=1 to measure")
 	}
-	const rounds, n = 5, 20000
+	const n = 20000
+	rounds := 5
+	if r, err := strconv.Atoi(os.Getenv("HERALD_BENCH_ROUNDS")); err == nil && r > 0 {
+		rounds = r
+	}
+	only := os.Getenv("HERALD_BENCH_CASE")
 	fixed := func(f func(*testing.B)) func(*testing.B) {
 		return func(b *testing.B) {
 			if b.N < n { // testing.Benchmark probes with b.N = 1 first
@@ -368,6 +377,9 @@ func TestBenchmarkRatios(t *testing.T) {
 		{"claim 100 + ack 100", heraldClaimAck, plainClaimAck},
 		{"claim 100 + ack 100, 1000 records", heraldClaimAckBacklog, plainClaimAck},
 	} {
+		if !strings.Contains(p.name, only) {
+			continue
+		}
 		type best struct{ wall, cpu float64 }
 		keep := func(cur *best, r testing.BenchmarkResult) {
 			wall := float64(r.T.Nanoseconds()) / float64(r.N)

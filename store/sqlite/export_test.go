@@ -14,3 +14,11 @@ func (s *Store) Queued() (n int, running bool) {
 func (s *Store) SharedTransactions() (shared, undone int64) {
 	return s.combine.shared.Load(), s.combine.undone.Load()
 }
+
+// ForeignTransactions returns how many transactions of other *sql.DBs the
+// store still keeps track of.
+func (s *Store) ForeignTransactions() int {
+	n := 0
+	s.foreign.Range(func(any, any) bool { n++; return true })
+	return n
+}

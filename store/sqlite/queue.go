@@ -26,20 +26,26 @@ import (
 const insertEvent = `INSERT INTO herald_events (tenant, id, table_name, op, record_key, time, payload, created_at, live)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
-// insertDelivery makes a delivery the head of its chain when no earlier
-// one is pending, and cancels it at once when its webhook no longer
-// exists (deleted between matching and storing), as DeleteWebhook would
-// have. It is a VALUES insert with scalar subqueries: the same checks as
-// a SELECT joined to the webhook cost a third more.
-const insertDelivery = `INSERT INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch, status,
-		last_error, next_attempt, head, created_at, updated_at)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-		CASE WHEN EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) THEN 'pending' ELSE 'canceled' END,
-		CASE WHEN EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) THEN '' ELSE 'webhook deleted' END,
-		?7,
-		EXISTS (SELECT 1 FROM herald_webhooks WHERE id = ?5) AND NOT EXISTS (SELECT 1 FROM herald_deliveries p
+// insertDelivery stores a delivery to a webhook that exists, as the head
+// of its chain when no earlier one is pending. The webhook is looked up
+// once, for the row's webhook_id: when it no longer exists (deleted
+// between matching and storing) that is NULL, the row is skipped (OR
+// IGNORE), and insertCanceled stores the delivery canceled, as
+// DeleteWebhook would have left it. A row skipped for its id, already
+// taken, meets the same refusal there. A VALUES insert that told the two
+// cases apart itself would look the webhook up for each column that
+// differs (three look-ups), and an INSERT ... SELECT from the webhook
+// costs a third more.
+const insertDelivery = `INSERT OR IGNORE INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch,
+		status, last_error, next_attempt, head, created_at, updated_at)
+	VALUES (?1, ?2, ?3, ?4, (SELECT id FROM herald_webhooks WHERE id = ?5), ?6, 'pending', '', ?7,
+		NOT EXISTS (SELECT 1 FROM herald_deliveries p
 			WHERE p.webhook_id = ?5 AND p.tenant = ?3 AND p.record_key = ?4 AND p.status = 'pending' AND p.replayed = 0),
 		?8, ?8)`
+
+const insertCanceled = `INSERT INTO herald_deliveries (id, event_id, tenant, record_key, webhook_id, max_batch, status,
+		last_error, next_attempt, head, created_at, updated_at)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'canceled', 'webhook deleted', ?7, 0, ?8, ?8)`
 
 // Enqueue stores an event and its deliveries unless the event exists.
 func (s *Store) Enqueue(ctx context.Context, e store.Event, ds []store.Delivery) (bool, error) {
@@ -141,44 +147,61 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	}
 	key := weak.Make(tx)
 	if _, own := s.own.Load(key); own {
-		return s.enqueue(ctx, tx, nil, e, ds)
+		s.ownMu.Lock()
+		var stmts *foreignTx // nil: bind each use (s.exec)
+		if s.ownTx == tx {
+			stmts = s.ownStmts
+		}
+		s.ownMu.Unlock()
+		return s.enqueue(ctx, tx, stmts, e, ds)
 	}
-	if f, ok := s.foreign.Load(key); ok {
-		return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+	if _, ok := s.foreign.Load(key); !ok {
+		var file string
+		if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+			return false, fmt.Errorf("sqlite: %w", err)
+		}
+		if file != s.file {
+			return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
+		}
+		if _, loaded := s.foreign.LoadOrStore(key, struct{}{}); !loaded {
+			runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
+		}
 	}
-	var file string
-	if err := tx.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
-		return false, fmt.Errorf("sqlite: %w", err)
+	s.foreignMu.Lock()
+	if s.foreignTx != tx {
+		s.foreignTx, s.foreignStmts = tx, &foreignTx{stmts: map[string]*sql.Stmt{}}
 	}
-	if file != s.file {
-		return false, fmt.Errorf("%w: the transaction is on %s, the store on %s", store.ErrForeignTx, file, s.file)
-	}
-	f, loaded := s.foreign.LoadOrStore(key, &foreignTx{stmts: map[string]*sql.Stmt{}})
-	if !loaded {
-		runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.foreign.Delete(k) }, key)
-	}
-	return s.enqueue(ctx, tx, f.(*foreignTx), e, ds)
+	f := s.foreignStmts
+	s.foreignMu.Unlock()
+	return s.enqueue(ctx, tx, f, e, ds)
 }
 
-// foreignTx is what the store keeps, while it lives, about a transaction
-// of another *sql.DB given to EnqueueTx: that it is on the store's file,
-// and the statements prepared for it (database/sql closes them when the
-// transaction ends). A hundred publishes in one transaction check the
-// file and parse each statement once, not a hundred times.
+// foreignTx holds the statements prepared for a transaction of another
+// *sql.DB given to EnqueueTx (database/sql closes them when the
+// transaction ends), so that a hundred publishes in one transaction parse
+// each statement once, not a hundred times. For a transaction of BeginTx
+// (own), it holds the store's statements bound to the transaction.
 type foreignTx struct {
+	own   bool
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
 }
 
-// exec runs q in tx, preparing it for tx the first time.
-func (f *foreignTx) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+// exec runs q in tx, preparing it for tx (or binding the store's
+// statement to it) the first time.
+func (f *foreignTx) exec(ctx context.Context, s *Store, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	f.mu.Lock()
 	st, ok := f.stmts[q]
 	if !ok {
 		var err error
-		if st, err = tx.PrepareContext(ctx, q); err != nil {
+		if f.own {
+			st, err = s.stmt(ctx, tx, q)
+		} else if st, err = tx.PrepareContext(ctx, q); err != nil {
+			err = fmt.Errorf("sqlite: preparing: %w", err)
+		}
+		if err != nil {
 			f.mu.Unlock()
-			return nil, fmt.Errorf("sqlite: preparing: %w", err)
+			return nil, err
 		}
 		f.stmts[q] = st
 	}
@@ -203,14 +226,15 @@ func checkEnqueue(e store.Event, ds []store.Delivery) error {
 }
 
 // enqueue writes the rows in tx: with the store's prepared statements
-// when tx is on the store's writer connection (foreign is nil), else with
-// those prepared for a transaction of another *sql.DB.
+// when tx is on the store's writer connection (foreign is nil, or holds
+// them bound to a transaction of BeginTx), else with those prepared for
+// a transaction of another *sql.DB.
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e store.Event, ds []store.Delivery) (bool, error) {
 	run := func(q string, args ...any) (sql.Result, error) {
 		if foreign == nil {
 			return s.exec(ctx, tx, q, args...)
 		}
-		return foreign.exec(ctx, tx, q, args...)
+		return foreign.exec(ctx, s, tx, q, args...)
 	}
 	created := e.CreatedAt
 	if created.IsZero() {
@@ -232,8 +256,12 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 		if at.IsZero() {
 			at = e.Time
 		}
-		if _, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at)); err != nil {
-			if foreign != nil {
+		res, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		if err == nil && affected(res) == 0 {
+			_, err = run(insertCanceled, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		}
+		if err != nil {
+			if foreign != nil && !foreign.own {
 				// SQLite undid the failed statement only: take back the
 				// event's other rows, so the caller's transaction holds
 				// none of them.
@@ -333,8 +361,8 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 			return nil, err
 		}
 	}
-	var out []store.Message
-	var leased []int64
+	out := make([]store.Message, 0, min(c.Limit, 128))
+	leased := make([]int64, 0, min(c.Limit, 128))
 	var batches [][]any
 	taken := map[int64]bool{}
 	claim := uuid.NewString()
@@ -627,8 +655,8 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		}
 		groups := map[change][]int64{}
 		var order []change
-		var attempts []any   // ten values per attempt
-		var finished []int64 // rows whose chain has a row waiting behind
+		attempts := make([]any, 0, 10*len(rs)) // ten values per attempt
+		var finished []int64                   // rows whose chain has a row waiting behind
 		for _, r := range rs {
 			ms := byLease[r.Lease]
 			if len(ms) == 0 || ms[0].messageID() != r.MessageID {

@@ -46,6 +46,11 @@ type item struct {
 func scanItems(rows *sql.Rows, limit int) ([]item, error) {
 	defer rows.Close()
 	var out []item
+	if limit > 0 {
+		// An item is large: growing the slice from nothing copies it
+		// over and over.
+		out = make([]item, 0, min(limit, 128))
+	}
 	var it item
 	dest := itemDest(&it)
 	for (limit == 0 || len(out) < limit) && rows.Next() {

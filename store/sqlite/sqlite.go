@@ -64,9 +64,26 @@ type Store struct {
 	// own holds the transactions BeginTx made, weakly: an entry goes when
 	// its transaction is garbage.
 	own sync.Map // weak.Pointer[sql.Tx] -> struct{}
+	// ownTx is the latest transaction BeginTx made and ownStmts the
+	// store's statements bound to it, each bound once for the
+	// transaction rather than once per use: a hundred publishes in one
+	// transaction otherwise bind two hundred statements, which its commit
+	// then closes one by one. Only the latest is kept, so a transaction
+	// long ended is not held.
+	ownMu    sync.Mutex
+	ownTx    *sql.Tx
+	ownStmts *foreignTx
 	// foreign holds, the same way, the transactions of other *sql.DBs
-	// given to EnqueueTx.
-	foreign sync.Map // weak.Pointer[sql.Tx] -> *foreignTx
+	// given to EnqueueTx whose file was checked.
+	foreign sync.Map // weak.Pointer[sql.Tx] -> struct{}
+	// foreignTx is the latest of them and foreignStmts the statements
+	// prepared for it. Only the latest is kept: a statement refers to its
+	// transaction, so a map of them held each transaction for as long as
+	// the store lived. Transactions of OpenDB take the write lock when
+	// they begin, so they publish one at a time anyway.
+	foreignMu    sync.Mutex
+	foreignTx    *sql.Tx
+	foreignStmts *foreignTx
 
 	subMu   sync.Mutex
 	subs    map[chan struct{}]struct{}
@@ -131,7 +148,7 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	// Prepare the statements of the hot paths now: a transaction from
 	// BeginTx never passes through write, which prepares the others.
-	for _, q := range []string{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads,
+	for _, q := range []string{insertEvent, insertDelivery, insertCanceled, readyWebhooks, dueHeads, setLeases, leaseHeads,
 		leaseBatches, applyOutcome, insertAttempts(1), promoteHeads} {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
@@ -204,6 +221,9 @@ func (s *Store) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, erro
 	key := weak.Make(tx)
 	s.own.Store(key, struct{}{})
 	runtime.AddCleanup(tx, func(k weak.Pointer[sql.Tx]) { s.own.Delete(k) }, key)
+	s.ownMu.Lock()
+	s.ownTx, s.ownStmts = tx, &foreignTx{own: true, stmts: map[string]*sql.Stmt{}}
+	s.ownMu.Unlock()
 	return tx, nil
 }
 
@@ -217,6 +237,12 @@ func (s *Store) Close() error {
 	}
 	s.stmts = map[string]*sql.Stmt{}
 	s.stmtMu.Unlock()
+	s.ownMu.Lock()
+	s.ownTx, s.ownStmts = nil, nil
+	s.ownMu.Unlock()
+	s.foreignMu.Lock()
+	s.foreignTx, s.foreignStmts = nil, nil
+	s.foreignMu.Unlock()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

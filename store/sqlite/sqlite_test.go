@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -331,4 +332,96 @@ func TestEnqueueTxManyInOneTransaction(t *testing.T) {
 		got = append(got, d.EventID)
 	}
 	assert.Equal(t, want, got)
+}
+
+// TestEnqueueToDeletedWebhook pins what an enqueue stores for a webhook
+// deleted between matching and storing, whichever way it is published:
+// the delivery canceled, as DeleteWebhook would have left it, and the
+// record's other deliveries untouched; a delivery id already taken is
+// still refused.
+func TestEnqueueToDeletedWebhook(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	ctx := t.Context()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+
+	publish := map[string]func(e store.Event, ds []store.Delivery) error{
+		"Enqueue": func(e store.Event, ds []store.Delivery) error {
+			_, err := s.Enqueue(ctx, e, ds)
+			return err
+		},
+		"EnqueueTx, own connection": func(e store.Event, ds []store.Delivery) error {
+			tx, err := s.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			if _, err := s.EnqueueTx(ctx, sqlite.Tx(tx), e, ds); err != nil {
+				return errors.Join(err, tx.Rollback())
+			}
+			return tx.Commit()
+		},
+		"EnqueueTx, another *sql.DB": func(e store.Event, ds []store.Delivery) error {
+			tx, err := db.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			if _, err := s.EnqueueTx(ctx, sqlite.Tx(tx), e, ds); err != nil {
+				return errors.Join(err, tx.Rollback())
+			}
+			return tx.Commit()
+		},
+	}
+	var taken string
+	for _, name := range []string{"Enqueue", "EnqueueTx, own connection", "EnqueueTx, another *sql.DB"} {
+		gone, kept := delivery("gone"), delivery("wh")
+		e := event("change-"+name, "E-"+name)
+		require.NoError(t, publish[name](e, []store.Delivery{gone, kept}), name)
+		got, err := s.Delivery(ctx, gone.ID)
+		require.NoError(t, err, name)
+		assert.Equal(t, store.Canceled, got.Status, name)
+		assert.Equal(t, "webhook deleted", got.LastError, name)
+		got, err = s.Delivery(ctx, kept.ID)
+		require.NoError(t, err, name)
+		assert.Equal(t, store.Pending, got.Status, name)
+		ms, err := s.Claim(ctx, store.Claim{Now: t0, Lease: time.Minute, Limit: 10})
+		require.NoError(t, err, name)
+		require.Len(t, ms, 1, name)
+		assert.Equal(t, "wh", ms[0].WebhookID, name)
+		assert.Equal(t, kept.ID, ms[0].Deliveries[0].ID, name)
+		taken = gone.ID
+
+		dup := event("dup-"+name, "D-"+name)
+		err = publish[name](dup, []store.Delivery{{ID: taken, WebhookID: "gone", NextAttempt: t0}})
+		assert.Error(t, err, "%s: a delivery id already taken, to a deleted webhook", name)
+		ds, err := s.Deliveries(ctx, store.DeliveryFilter{EventID: dup.ID})
+		require.NoError(t, err, name)
+		assert.Empty(t, ds, name)
+	}
+}
+
+// TestEnqueueTxForgetsEndedTransactions: the store keeps no more than the
+// latest transaction of another *sql.DB once the others are garbage.
+func TestEnqueueTxForgetsEndedTransactions(t *testing.T) {
+	t.Parallel()
+	s, path := open(t)
+	ctx := t.Context()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	const n = 50
+	for i := range n {
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		_, err = s.EnqueueTx(ctx, sqlite.Tx(tx), event(fmt.Sprintf("c%d", i), "E1"), []store.Delivery{delivery("wh")})
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+	}
+	// Cleanups run after a collection, on a goroutine of their own.
+	for i := 0; i < 1000 && s.ForeignTransactions() > 1; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.LessOrEqual(t, s.ForeignTransactions(), 1)
 }
