@@ -157,7 +157,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		tr.Message, tr.Attempt, tr.Outcome = msg, m.Attempt, outcomeOf(res.Outcome)
 		tr.Final = tr.Outcome != transform.Retrying
-		d.after(hctx, w, &tr)
+		d.afterHooks(hctx, w, tr)
 		return res
 	}
 	for _, name := range w.Before {
@@ -354,6 +354,15 @@ func (d *Dispatcher) runHook(ctx context.Context, f func(context.Context) error)
 		cause = err
 	}
 	return &abandonedError{timeout: d.cfg.HookTimeout, cause: cause}
+}
+
+// afterHooks runs the after hooks on a copy of tr of its own. The copy
+// is taken here, not in attempt, so that attempts of webhooks without
+// after hooks do not move their result to the heap.
+//
+//go:noinline
+func (d *Dispatcher) afterHooks(ctx context.Context, w *compiled, tr transform.Result) {
+	d.after(ctx, w, &tr)
 }
 
 // after runs the webhook's after hooks in turn. Their errors, panics and
