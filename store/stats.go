@@ -35,8 +35,8 @@ type Counter interface {
 // pending ones of that key and before the later ones; a batching webhook
 // may gather them into batches in that order. A later delivery of the key
 // that is already leased, or fixed in a batch awaiting its retry, is not
-// held back. Deliveries that are pending, gone, or of a deleted webhook
-// are skipped. Requeue returns how many it requeued; it is atomic per
+// held back. Deliveries that are pending, gone, of a deleted webhook, or
+// whose payload was purged or erased (Replay refuses those) are skipped. Requeue returns how many it requeued; it is atomic per
 // call, so a crash leaves each delivery either requeued or not.
 type Requeuer interface {
 	Requeue(ctx context.Context, deliveryIDs []string, now time.Time) (requeued int, err error)

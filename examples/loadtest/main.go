@@ -20,6 +20,13 @@
 // the start of the request (or the Publish call) to the 2xx answer in
 // hand.
 //
+// With -burst N, each store also runs a month-end burst: N changes
+// published by c goroutines as fast as Publish returns, none waiting for
+// its delivery, delivered by c workers; its rate runs from the first
+// Publish to the last answer (scenario "burst", same baseline). The closed
+// loop keeps c changes in flight; a burst lets claims and acks gather many
+// rows each, as a backlog does.
+//
 // By default the receiver runs in a second process (this program,
 // started again), so that the receiver's work is not counted in the
 // allocations and CPU of the side under test, and the two do not share
@@ -65,6 +72,7 @@ type options struct {
 	Stores      []string
 	Receiver    string // "process" or "inproc"
 	JSON        bool
+	Burst       int // changes per burst scenario; 0: no burst scenario
 }
 
 // result is one measured scenario.
@@ -101,6 +109,7 @@ func main() {
 	flag.StringVar(&stores, "stores", "memory", "comma-separated stores: "+strings.Join(storeNames(), ", "))
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
+	flag.IntVar(&o.Burst, "burst", 0, "also run each store as a burst: this many changes published by c goroutines without waiting, delivered by c workers")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (labelled side=baseline|herald)")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file (pprof -sample_index=alloc_objects)")
 	flag.Parse()
@@ -185,7 +194,7 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 	var out []result
 	for _, c := range o.Concurrency {
 		var base []result
-		herald := map[string][]result{}
+		herald, bursts := map[string][]result{}, map[string][]result{}
 		for round := range o.Rounds {
 			fmt.Fprintf(log, "round %d/%d: baseline, signed net/http, concurrency %d ...\n", round+1, o.Rounds, c)
 			var b result
@@ -220,6 +229,23 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 				r.Store = name
 				r.Ratio = r.PerSecond / b.PerSecond
 				herald[name] = append(herald[name], r)
+				if o.Burst <= 0 {
+					continue
+				}
+				if st, closeStore, err = stores[name](ctx); err != nil {
+					return nil, fmt.Errorf("store %s: %w", name, err)
+				}
+				fmt.Fprintf(log, "round %d/%d: burst of %d changes on %s, concurrency %d ...\n", round+1, o.Rounds, o.Burst, name, c)
+				pprof.Do(ctx, pprof.Labels("side", "herald", "store", name), func(ctx context.Context) {
+					r, err = heraldBurst(ctx, rcv.url, st, o, c)
+				})
+				closeStore()
+				if err != nil {
+					return nil, fmt.Errorf("burst on %s: %w", name, err)
+				}
+				r.Store = name
+				r.Ratio = r.PerSecond / b.PerSecond
+				bursts[name] = append(bursts[name], r)
 			}
 		}
 		m := median(base)
@@ -227,6 +253,11 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 		out = append(out, m)
 		for _, name := range o.Stores {
 			if rs := herald[name]; len(rs) > 0 {
+				out = append(out, median(rs))
+			}
+		}
+		for _, name := range o.Stores {
+			if rs := bursts[name]; len(rs) > 0 {
 				out = append(out, median(rs))
 			}
 		}
@@ -493,6 +524,37 @@ func parseOpID(id, prefix string) (g, i int, ok bool) {
 	return g, i, err1 == nil && err2 == nil
 }
 
+// startDispatcher starts a dispatcher on st with c workers and o.Webhooks
+// webhooks on the changed table posting to url, o.Fanout of which match
+// every change; observe sees its events. stop shuts it down.
+func startDispatcher(ctx context.Context, url string, st store.Store, o options, c int, observe func(webhook.Event)) (
+	d *webhook.Dispatcher, stop func(), err error) {
+	d, err = webhook.New(webhook.Config{Store: st, AllowPrivateNetworks: true, Workers: c, Observer: webhook.ObserverFunc(observe)})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range o.Webhooks {
+		w := webhook.Webhook{Name: fmt.Sprintf("load %d", i), Table: "employee", Ops: []webhook.Op{webhook.Update}, URL: url}
+		if i >= o.Fanout {
+			w.When = condition.Rule{Expr: `new.department == "Finance"`} // evaluated, never true
+		}
+		if _, err := d.Register(ctx, w); err != nil {
+			return nil, nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	if err := d.Start(runCtx); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return d, func() {
+		defer cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = d.Shutdown(sctx)
+	}, nil
+}
+
 // heraldRun publishes changes from c goroutines in a closed loop, each
 // waiting until herald has the receiver's answer for every delivery of its
 // change, with c workers. The observer finds the waiting goroutine from
@@ -505,43 +567,24 @@ func heraldRun(ctx context.Context, url string, st store.Store, o options, c int
 		waiters[g].done = make(chan struct{}, 1)
 	}
 	var failed atomic.Int64
-	d, err := webhook.New(webhook.Config{Store: st, AllowPrivateNetworks: true, Workers: c,
-		Observer: webhook.ObserverFunc(func(e webhook.Event) {
-			switch e.Kind {
-			case webhook.EventDelivered:
-				g, i, ok := parseOpID(e.MessageID, prefix)
-				if !ok || g >= len(waiters) {
-					return
-				}
-				if w := &waiters[g]; w.seq.Load() == int64(i) && w.left.Add(-1) == 0 {
-					w.done <- struct{}{}
-				}
-			case webhook.EventRetry, webhook.EventDead:
-				failed.Add(1)
+	d, stop, err := startDispatcher(ctx, url, st, o, c, func(e webhook.Event) {
+		switch e.Kind {
+		case webhook.EventDelivered:
+			g, i, ok := parseOpID(e.MessageID, prefix)
+			if !ok || g >= len(waiters) {
+				return
 			}
-		})})
+			if w := &waiters[g]; w.seq.Load() == int64(i) && w.left.Add(-1) == 0 {
+				w.done <- struct{}{}
+			}
+		case webhook.EventRetry, webhook.EventDead:
+			failed.Add(1)
+		}
+	})
 	if err != nil {
 		return result{}, err
 	}
-	for i := range o.Webhooks {
-		w := webhook.Webhook{Name: fmt.Sprintf("load %d", i), Table: "employee", Ops: []webhook.Op{webhook.Update}, URL: url}
-		if i >= o.Fanout {
-			w.When = condition.Rule{Expr: `new.department == "Finance"`} // evaluated, never true
-		}
-		if _, err := d.Register(ctx, w); err != nil {
-			return result{}, err
-		}
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := d.Start(runCtx); err != nil {
-		return result{}, err
-	}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = d.Shutdown(sctx)
-	}()
+	defer stop()
 	old, new := changeRecords(o.Payload)
 	var n atomic.Int64
 	var lat latencies

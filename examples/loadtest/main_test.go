@@ -30,7 +30,7 @@ func TestLoadtestRuns(t *testing.T) {
 	for _, where := range []string{"inproc", "process"} {
 		t.Run(where, func(t *testing.T) {
 			o := options{Duration: 100 * time.Millisecond, Rounds: 2, Concurrency: []int{1, 4}, Payload: 512, Webhooks: 3, Fanout: 2,
-				Stores: storeNames(), Receiver: where, JSON: true}
+				Stores: storeNames(), Receiver: where, JSON: true, Burst: 30}
 			rs, err := run(context.Background(), o, io.Discard)
 			if err != nil {
 				t.Fatal(err)
@@ -43,13 +43,21 @@ func TestLoadtestRuns(t *testing.T) {
 			if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 				t.Fatalf("-json output does not parse: %v", err)
 			}
-			herald := 0
+			herald, bursts := 0, 0
 			for _, r := range back {
 				if r.Deliveries <= 0 || r.PerSecond <= 0 || r.Rounds != 2 {
 					t.Errorf("%s/%s at %d: nothing delivered or rounds missing: %+v", r.Scenario, r.Store, r.Concurrency, r)
 				}
 				if r.P50Micros <= 0 || r.P99Micros < r.P50Micros {
 					t.Errorf("%s/%s at %d: latencies %v/%v", r.Scenario, r.Store, r.Concurrency, r.P50Micros, r.P99Micros)
+				}
+				if r.Scenario == "burst" {
+					bursts++
+					// 30 changes in all, rounded up to a whole number per
+					// publishing goroutine, each delivered twice.
+					if want := int64((30+r.Concurrency-1)/r.Concurrency*r.Concurrency) * 2; r.Deliveries != want {
+						t.Errorf("burst on %s at %d: %d deliveries, want %d", r.Store, r.Concurrency, r.Deliveries, want)
+					}
 				}
 				if r.Scenario == "herald" {
 					herald++
@@ -61,8 +69,8 @@ func TestLoadtestRuns(t *testing.T) {
 					}
 				}
 			}
-			if herald == 0 {
-				t.Error("no herald scenario ran")
+			if herald == 0 || bursts != herald {
+				t.Errorf("%d herald scenarios and %d bursts ran", herald, bursts)
 			}
 		})
 	}

@@ -63,6 +63,9 @@ func (s *Store) Requeue(ctx context.Context, ids []string, now time.Time) (int, 
 		if _, ok := s.webhooks[r.q.id]; !ok {
 			continue
 		}
+		if r.ev.Payload == nil {
+			continue // purged or erased: nothing to send, as Replay says
+		}
 		rows = append(rows, r)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].seq < rows[j].seq })

@@ -55,12 +55,39 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 // one record per claim. Batches need their rows held from the pick to the
 // lease, so when a pick saw batching work, a transaction that holds them
 // claims it.
+//
+// First, unless the last claim found it wanting, a smaller statement
+// (fastPickSQL) leases the due deliveries that are alone in their lines,
+// the usual case; only if it left due deliveries undecided does the full
+// claim run, for the rest.
 func (s *Store) claimOn(ctx context.Context, conn *pgx.Conn, c store.Claim) ([]store.Message, error) {
 	scan := s.claimScan
 	if scan == 0 {
 		scan = c.Limit
 	}
 	until := c.Now.Add(c.Lease)
+	var leased []store.Message
+	if !s.fullClaims.Load() {
+		var f picked
+		if err := s.runPick(ctx, conn, &f, s.q.pickFast, c.Now, c.Limit, scan, []int64{}, until); err != nil {
+			return nil, err
+		}
+		if f.filed == 0 || len(f.msgs) >= c.Limit {
+			return f.msgs, nil
+		}
+		// Lines with heads, waiting or batched deliveries: the full claim
+		// decides them, and the next claim starts with it too.
+		s.fullClaims.Store(true)
+		leased, c.Limit = f.msgs, c.Limit-len(f.msgs)
+	} else {
+		s.fullClaims.Store(false)
+	}
+	out, err := s.claimFull(ctx, conn, c, scan, until)
+	return append(leased, out...), err
+}
+
+// claimFull claims with pickSQL.
+func (s *Store) claimFull(ctx context.Context, conn *pgx.Conn, c store.Claim, scan int, until time.Time) ([]store.Message, error) {
 	var p picked
 	if err := s.pickAlone(ctx, conn, &p, c.Now, c.Limit, scan, nil, int64(s.fileBatch), c.Limit, until); err != nil {
 		return nil, err
@@ -84,10 +111,16 @@ func (s *Store) pickAlone(ctx context.Context, conn *pgx.Conn, p *picked, now ti
 	if exclude == nil {
 		exclude = []int64{}
 	}
+	return s.runPick(ctx, conn, p, s.q.pick, now, lines, scan, exclude, file, claim, until)
+}
+
+// runPick runs query, a pick statement, with args as a transaction of its
+// own, in one round trip, and reads its rows into p.
+func (s *Store) runPick(ctx context.Context, conn *pgx.Conn, p *picked, query string, args ...any) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue(s.q.claimSettings)
-	b.Queue(s.q.pick, now, lines, scan, exclude, file, claim, until)
+	b.Queue(query, args...)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	err := func() error {
@@ -147,7 +180,7 @@ func commitTag(tag pgconn.CommandTag, err error) error {
 type picked struct {
 	msgs    []store.Message
 	cands   []cand
-	filed   int64 // by the last pick
+	filed   int64 // by the last pick; for a fast pick, the due deliveries it left undecided
 	seen    map[int64]bool
 	nlines  int
 	maxLine int64

@@ -46,3 +46,10 @@ func (s *Store) CombinerQueued() int {
 	defer s.combine.mu.Unlock()
 	return len(s.combine.queue)
 }
+
+// Wakes reports whether a notification payload wakes the store's
+// subscribers; WakeTag is the payload of its own wake-ups.
+func (s *Store) Wakes(payload string) bool { return s.wakes(payload) }
+func (s *Store) WakeTag() string           { return s.wakeTag }
+
+func (s *Store) PickFastSQL() string { return s.q.pickFast }

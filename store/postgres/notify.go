@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,12 @@ import (
 // the next, which starts after they committed: a burst costs a handful of
 // notifications, and an idle moment costs one round trip. The goroutine
 // ends when nothing is owed; Close waits for it.
+//
+// These wake-ups are for other processes: the caller of an enqueue
+// outside a transaction knows it has queued work (a Dispatcher wakes its
+// own workers after Publish returns), so this store's subscribers ignore
+// the wake-ups it sends itself. Answered anyway, each one cost a claim
+// that found nothing: the work had been claimed already.
 type wakeups struct {
 	mu      sync.Mutex
 	owed    bool
@@ -52,7 +59,7 @@ func (s *Store) sendWakeups(done chan struct{}) {
 		w.owed = false
 		w.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := s.pool.Exec(ctx, s.q.wake, notifyChannel, s.schema); err != nil {
+		if _, err := s.pool.Exec(ctx, s.q.wake, notifyChannel, s.wakeTag); err != nil {
 			// Only a hint: dispatchers still poll.
 			s.log.Debug("herald: postgres wake-up not sent", "error", err)
 		}
@@ -141,10 +148,20 @@ func (s *Store) listenLoop(ctx context.Context, conn *pgx.Conn, ch chan struct{}
 			s.log.Warn("herald: postgres LISTEN connection lost; reconnecting", "error", err)
 			continue
 		}
-		if n.Payload == s.schema {
+		if s.wakes(n.Payload) {
 			signal(ch)
 		}
 	}
+}
+
+// wakes reports whether a notification with payload p wakes this store's
+// subscribers: any of its schema's, but the wake-ups it sent itself.
+func (s *Store) wakes(p string) bool {
+	if p == s.schema {
+		return true
+	}
+	rest, ok := strings.CutPrefix(p, s.schema+"\n")
+	return ok && rest != "" && p != s.wakeTag
 }
 
 func signal(ch chan struct{}) {

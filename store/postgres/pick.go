@@ -50,8 +50,9 @@ import "strings"
 // whole for rows leased here, only webhook_id, max_batch and batch_id for
 // the others. With newOnly: rank, seq, webhook_id, max_batch, batch_id and
 // the count. A row of rank 0 carries the count alone.
-func pickSQL(newOnly bool) string {
-	hooks := `
+// allHooks lists the webhooks that have pending work, one index probe
+// each (a loose index scan).
+const allHooks = `
 WITH RECURSIVE hooks(webhook_id) AS (
     (SELECT webhook_id FROM {schema}.deliveries WHERE phase IN (0, 1, 3) ORDER BY webhook_id LIMIT 1)
     UNION ALL
@@ -59,6 +60,32 @@ WITH RECURSIVE hooks(webhook_id) AS (
             WHERE d.phase IN (0, 1, 3) AND d.webhook_id > h.webhook_id ORDER BY d.webhook_id LIMIT 1)
     FROM hooks h WHERE h.webhook_id IS NOT NULL
 )`
+
+// dueCTE reads each enabled webhook's earliest due deliveries ($1 now, $3
+// per webhook, leaving out the seqs $4), locking them as it goes.
+const dueCTE = `-- Each enabled webhook's earliest due deliveries that nobody holds, in
+-- turns, so one webhook's backlog cannot starve another's. They are
+-- locked as they are read, so claimers running at once read past each
+-- other's rows instead of all reaching for the same ones.
+due AS MATERIALIZED (
+    SELECT c.seq, c.lver, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt, c.max_batch, c.batch_id,
+           row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt, c.seq) AS turn
+    FROM hooks h
+    LEFT JOIN {schema}.webhooks w ON w.id = h.webhook_id
+    CROSS JOIN LATERAL (
+        SELECT d.seq, d.xmin AS lver, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt, d.max_batch, d.batch_id
+        FROM {schema}.deliveries d
+        WHERE d.webhook_id = h.webhook_id AND <<due_filter>> AND d.next_attempt <= $1
+          AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.seq <> ALL($4::int8[])
+        ORDER BY d.next_attempt, d.seq LIMIT $3
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) c
+    WHERE h.webhook_id IS NOT NULL AND NOT coalesce(w.disabled, false)
+),
+`
+
+func pickSQL(newOnly bool) string {
+	hooks := allHooks
 	dueFilter, claimable := "d.phase IN (0, 1, 3)", "true"
 	if newOnly {
 		hooks = `
@@ -67,25 +94,7 @@ WITH hooks(webhook_id) AS (SELECT $7::text)`
 		claimable = "f.batch_id IS NULL AND f.phase <> 3"
 	}
 	q := hooks + `,
--- Each enabled webhook's earliest due deliveries that nobody holds, in
--- turns, so one webhook's backlog cannot starve another's. They are
--- locked as they are read, so claimers running at once read past each
--- other's rows instead of all reaching for the same ones.
-due AS MATERIALIZED (
-    SELECT c.seq, c.lver, c.webhook_id, c.tenant, c.key, c.phase, c.next_attempt,
-           row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.next_attempt, c.seq) AS turn
-    FROM hooks h
-    LEFT JOIN {schema}.webhooks w ON w.id = h.webhook_id
-    CROSS JOIN LATERAL (
-        SELECT d.seq, d.xmin AS lver, d.webhook_id, d.tenant, d.key, d.phase, d.next_attempt FROM {schema}.deliveries d
-        WHERE d.webhook_id = h.webhook_id AND <<due_filter>> AND d.next_attempt <= $1
-          AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.seq <> ALL($4::int8[])
-        ORDER BY d.next_attempt, d.seq LIMIT $3
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) c
-    WHERE h.webhook_id IS NOT NULL AND NOT coalesce(w.disabled, false)
-),
--- One delivery per line (a replay is a line of its own), best first.
+<<due>>-- One delivery per line (a replay is a line of its own), best first.
 pick AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY turn, next_attempt, seq) AS ord, seq, webhook_id, tenant, key, phase
     FROM (SELECT DISTINCT ON (webhook_id, tenant, key, CASE WHEN phase = 3 THEN seq END) *
@@ -235,9 +244,70 @@ SELECT 0, 0, (SELECT count(*) FROM filed), '', 0, '', '', '', '', '', 0, '', 0, 
        'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''`
 	}
 	return strings.NewReplacer(
+		"<<due>>", strings.ReplaceAll(dueCTE, "<<due_filter>>", dueFilter),
 		"<<due_filter>>", dueFilter,
 		"<<claimable>>", claimable,
 		"<<lease_cte>>", lease,
 		"<<out>>", out,
 	).Replace(q)
+}
+
+// fastPickSQL builds the statement a claim tries first, for the usual
+// case: due deliveries each alone in its record's line. It reads and
+// locks what pickSQL's due scan does, and leases every due delivery that
+// is either a replay or the line's only new delivery with no head in the
+// line (no phase 1 row, no other new one, leased or not), of a webhook
+// that does not batch. For such a line pickSQL would decide the same,
+// having read and locked the same single row; this statement only skips
+// the machinery that lines with heads, waiting deliveries or batches
+// need. Due deliveries it cannot decide are left alone, and counted: the
+// caller then runs pickSQL for them.
+//
+// Parameters: $1 now, $2 how many to lease, $3 how many due deliveries to
+// read per webhook, $4 seqs to leave out, $5 the leases' expiry. Rows are
+// pickSQL's (without newOnly): the leased deliveries, and a row of rank 0;
+// the third column of every row is the number of due deliveries left to
+// pickSQL.
+func fastPickSQL() string {
+	return allHooks + `,
+` + strings.ReplaceAll(dueCTE, "<<due_filter>>", "d.phase IN (0, 1, 3)") + `-- Which due deliveries this statement can decide: a line's other new
+-- deliveries or a head would need pickSQL's reading of the line. (Each
+-- lookup is a subquery with a LIMIT, so that it stays one index probe
+-- per row: as NOT EXISTS, it may become a hash of every head there is.)
+decided AS MATERIALIZED (
+    SELECT u.seq, u.turn, u.next_attempt,
+           u.max_batch <= 1 AND u.batch_id IS NULL AND (u.phase = 3 OR (u.phase = 0
+             AND (SELECT 1 FROM {schema}.deliveries x
+                  WHERE x.webhook_id = u.webhook_id AND x.tenant = u.tenant AND x.key = u.key
+                    AND x.phase = 0 AND x.seq <> u.seq LIMIT 1) IS NULL
+             AND (SELECT 1 FROM {schema}.deliveries x
+                  WHERE x.webhook_id = u.webhook_id AND x.tenant = u.tenant AND x.key = u.key
+                    AND x.phase = 1 LIMIT 1) IS NULL)) AS alone
+    FROM due u
+),
+take AS MATERIALIZED (
+    SELECT row_number() OVER (ORDER BY turn, next_attempt, seq) AS ord, seq
+    FROM decided WHERE alone
+    ORDER BY turn, next_attempt, seq LIMIT $2
+),
+undecided AS (
+    SELECT count(*) AS n FROM decided WHERE NOT alone
+),
+leased AS (
+    UPDATE {schema}.deliveries d
+    SET lease = gen_random_uuid(), lease_until = $5
+    FROM take t
+    WHERE d.seq = t.seq AND d.seq = ANY(ARRAY(SELECT seq FROM take))
+    RETURNING t.ord, d.lease::text AS lease, ` + deliveryCols + `
+)
+SELECT l.ord, l.seq, (SELECT n FROM undecided), l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
+       l.max_batch, l.status, l.attempts, l.next_attempt, l.last_error, l.last_code, l.batch_id, l.replayed,
+       l.created_at, l.updated_at, e.table_name, e.op, e.time, e.payload::text
+FROM leased l CROSS JOIN LATERAL (
+    SELECT e.table_name, e.op, e.time, e.payload FROM {schema}.events e WHERE e.tenant = l.tenant AND e.id = l.event_id
+) e
+UNION ALL
+SELECT 0, 0, (SELECT n FROM undecided), '', 0, '', '', '', '', '', 0, '', 0, 'epoch'::timestamptz, '', 0, NULL, false,
+       'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''
+ORDER BY 1, 2`
 }

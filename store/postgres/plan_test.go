@@ -78,6 +78,10 @@ func TestClaimPlansWithLargeBacklog(t *testing.T) {
 	assert.NotContains(t, plan, "Seq Scan on deliveries")
 	plan = explain("pick over a wider window", s.PickSQL(), t0, 1000, 1000, []int64{}, 1000, 10, t0.Add(time.Minute))
 	assert.NotContains(t, plan, "Seq Scan on deliveries")
+	plan = explain("fast pick", s.PickFastSQL(), t0, 10, 10, []int64{}, t0.Add(time.Minute))
+	assert.Contains(t, plan, "deliveries_due", "due deliveries are found by the claim index")
+	assert.Contains(t, plan, "deliveries_new_by_record", "a line's other new deliveries are looked up by record")
+	assert.NotContains(t, plan, "Seq Scan on deliveries")
 
 	plan = explain("promote", s.PromoteSQL(), []int64{1, 2, 3})
 	assert.Contains(t, plan, "deliveries_waiting")

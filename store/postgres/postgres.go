@@ -1,12 +1,14 @@
 package postgres
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,6 +28,8 @@ const owner = "postgres"
 
 // notifyChannel is the LISTEN/NOTIFY channel; the payload is the schema,
 // so stores in other schemas of one database ignore each other's signals.
+// The wake-ups a store sends after its own enqueues carry the schema, a
+// newline and the store's tag (see Store.wakes).
 const notifyChannel = "herald"
 
 // Options configures a Store. The zero value is usable.
@@ -58,6 +62,8 @@ type Store struct {
 	q           queries
 	log         *slog.Logger
 	wakeups     wakeups
+	wakeTag     string      // the payload of this store's own wake-ups
+	fullClaims  atomic.Bool // the last claim's fast pick left work undecided: skip it once
 	combine     combiner
 }
 
@@ -89,6 +95,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		claimScan:   opts.ClaimScan,
 		migrateLock: lockKey("migrate", opts.Schema),
 		log:         opts.Logger,
+		wakeTag:     opts.Schema + "\n" + rand.Text(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

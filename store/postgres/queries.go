@@ -4,13 +4,13 @@ import "strings"
 
 // queries holds every statement with the schema filled in, built once.
 type queries struct {
-	enqueue, enqueueOne, enqueueMany                string // for a caller's transaction: NOTIFY on commit
-	enqueueQ, enqueueOneQ, enqueueManyQ             string // for the store's own: no NOTIFY (see Store.wake)
-	wake, claimSettings, ackSettings                string
-	pick, pickNew, successors, fixedBatches, lease  string
-	ack, promote, release, replay, replayState      string
-	saveWebhook, deleteWebhook, webhook, webhooks   string
-	webhooksVersion, delivery, deliveries, attempts string
+	enqueue, enqueueOne, enqueueMany                         string // for a caller's transaction: NOTIFY on commit
+	enqueueQ, enqueueOneQ, enqueueManyQ                      string // for the store's own: no NOTIFY (see Store.wake)
+	wake, claimSettings, ackSettings                         string
+	pick, pickFast, pickNew, successors, fixedBatches, lease string
+	ack, promote, release, replay, replayState               string
+	saveWebhook, deleteWebhook, webhook, webhooks            string
+	webhooksVersion, delivery, deliveries, attempts          string
 }
 
 // deliveryCols are the columns scanDelivery reads, in order.
@@ -128,8 +128,9 @@ SELECT coalesce((SELECT string_agg(ord::text, ',') FROM made), ''),
        (SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)`),
 
 		// Claim candidates: see pickSQL.
-		pick:    sql(pickSQL(false)),
-		pickNew: sql(pickSQL(true)),
+		pick:     sql(pickSQL(false)),
+		pickFast: sql(fastPickSQL()),
+		pickNew:  sql(pickSQL(true)),
 
 		// Lock every pending member of fixed batches, reporting how many
 		// each batch has, so a batch partly held elsewhere is left alone.
@@ -233,8 +234,10 @@ SELECT DISTINCT lease FROM upd`),
 
 		// After an ack, give each record whose head the acked messages
 		// finished its next head: the earliest waiting delivery, unless the
-		// record has a head still (a new delivery under a lease) or a new
-		// one came before it (that one is then claimed as the head). It
+		// record has a head still (a new delivery under a lease), a new
+		// one came before it (that one is then claimed as the head), or a
+		// delivery requeued before it is still out (see requeueSQL: it
+		// travels beside the head, and its ack promotes). It
 		// runs as a statement of its own after the ack's, so its snapshot
 		// sees what a claim queued behind the head while the ack waited for
 		// the head's share lock. When nothing waits anywhere (the usual
@@ -265,7 +268,10 @@ WHERE d.phase = 2 AND d.seq = ANY(ARRAY(
                       WHERE h.webhook_id = c.w AND h.tenant = c.t AND h.key = c.k AND h.phase = 1)
       AND NOT EXISTS (SELECT 1 FROM {schema}.deliveries f
                       WHERE f.webhook_id = c.w AND f.tenant = c.t AND f.key = c.k AND f.phase = 0
-                        AND (f.seq < n.seq OR f.lease IS NOT NULL))))`),
+                        AND (f.seq < n.seq OR f.lease IS NOT NULL))
+      AND NOT EXISTS (SELECT 1 FROM {schema}.deliveries r
+                      WHERE r.webhook_id = c.w AND r.tenant = c.t AND r.key = c.k AND r.phase = 3
+                        AND NOT r.replayed AND r.seq < n.seq)))`),
 
 		release: sql(`
 WITH l AS (

@@ -208,6 +208,33 @@ func TestRequeueBesideADeliveryInFlight(t *testing.T) {
 	}
 }
 
+// The deliveries behind one in flight wait for a delivery requeued beside
+// it too: when the one in flight finishes first, they still wait.
+func TestRequeueBesideHoldsTheLineUntilBothFinish(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, 0)
+	s := newRQ(t, postgrestest.NewStore(t, pool), "wh")
+
+	first := s.publish("wh", "E1", 0)
+	ms := s.claim(10)
+	require.Len(t, ms, 1)
+	s.ack(ms[0], store.OutcomeDead)
+	second := s.publish("wh", "E1", 0)
+	held := s.claim(10)
+	require.Equal(t, []string{second}, memberIDs(held...))
+	third := s.publish("wh", "E1", 0)
+	require.Equal(t, 1, s.requeue(first))
+	beside := s.claim(10)
+	require.Equal(t, []string{first}, memberIDs(beside...))
+
+	s.ack(held[0], store.OutcomeDelivered)
+	assert.Empty(t, s.claim(10), "the third waits for the requeued first as well")
+	s.ack(beside[0], store.OutcomeDelivered)
+	ms = s.claim(10)
+	require.Equal(t, []string{third}, memberIDs(ms...), "then the third goes")
+	s.ack(ms[0], store.OutcomeDelivered)
+}
+
 // A delivery requeued behind an earlier one that is pending waits for it,
 // even when that one is in flight.
 func TestRequeueBehindAnEarlierPendingOne(t *testing.T) {

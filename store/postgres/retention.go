@@ -149,13 +149,13 @@ WITH d AS (
         AND ((status IN ('delivered', 'skipped') AND updated_at < $2) OR (status IN ('dead', 'canceled') AND updated_at < $3))
     RETURNING seq, tenant, event_id
 ), a AS (
-    SELECT count(*) AS n FROM {schema}.attempts WHERE delivery_seq IN (SELECT seq FROM d)
+    DELETE FROM {schema}.attempts WHERE delivery_seq IN (SELECT seq FROM d) RETURNING 1
 ), ev AS (
     UPDATE {schema}.events e SET live = e.live - c.n
     FROM (SELECT tenant, event_id, count(*) AS n FROM d GROUP BY tenant, event_id) c
     WHERE e.tenant = c.tenant AND e.id = c.event_id
 )
-SELECT (SELECT count(*) FROM d), (SELECT n FROM a)`), part, c.delivered, c.dead).Scan(&d, &a); err != nil {
+SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM a)`), part, c.delivered, c.dead).Scan(&d, &a); err != nil {
 				return err
 			}
 			res.Deliveries += d

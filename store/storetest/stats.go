@@ -25,6 +25,7 @@ func runObservability(t *testing.T, newStore Factory) {
 		{"CountDeliveries", testCountDeliveries},
 		{"RequeueRejoinsChainInOrder", testRequeueInOrder},
 		{"RequeueSkips", testRequeueSkips},
+		{"RequeueSkipsErasedPayloads", testRequeueSkipsErased},
 		{"RequeueIntoBatch", testRequeueBatch},
 		{"RequeueBehindLeasedHead", testRequeueLeasedHead},
 	}
@@ -304,6 +305,31 @@ func testRequeueSkips(t *testing.T, s store.Store) {
 	n, err = rq.Requeue(ctx(t), nil, t0)
 	require.NoError(t, err)
 	assert.Zero(t, n)
+}
+
+// testRequeueSkipsErased: a finished delivery whose payload was erased
+// is not requeued (Replay refuses it too: there is nothing to send).
+func testRequeueSkipsErased(t *testing.T, s store.Store) {
+	rq := requeuer(t, s)
+	er, ok := s.(store.Eraser)
+	if !ok {
+		t.Skip("the store does not implement store.Eraser")
+	}
+	hook(t, s, "wh", false)
+	erased := publish(t, s, "", "E1", t0, 0, "wh")
+	bury(t, s, t0, erased)
+	kept := publish(t, s, "", "E2", t0, 0, "wh")
+	bury(t, s, t0, kept)
+	_, err := er.Erase(ctx(t), store.Erasure{Table: "employee", Key: "E1"}, t0)
+	require.NoError(t, err)
+
+	n, err := rq.Requeue(ctx(t), []string{erased[0], kept[0]}, t0)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only the delivery whose payload is still there")
+	assert.Equal(t, store.Dead, get(t, s, erased[0]).Status)
+	ms := claim(t, s, t0, 10)
+	require.Len(t, ms, 1)
+	assert.Equal(t, kept[0], ms[0].Deliveries[0].ID)
 }
 
 func testRequeueBatch(t *testing.T, s store.Store) {
