@@ -157,7 +157,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 		}
 		tr.Message, tr.Attempt, tr.Outcome = msg, m.Attempt, outcomeOf(res.Outcome)
 		tr.Final = tr.Outcome != transform.Retrying
-		d.after(hctx, w, &tr)
+		d.afterHooks(hctx, w, tr)
 		return res
 	}
 	for _, name := range w.Before {
@@ -194,16 +194,30 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 			return finish(fail(err, true), transform.Result{Err: err})
 		}
 	}
-	req, sent, err := d.request(ctx, w, m, msg, now)
+	// The attempt's timeout starts before its request is built, so that
+	// the request is made with its context rather than copied to take it;
+	// unless building it may fetch an OAuth2 token, which is bounded on
+	// its own and must not eat into the attempt's time.
+	var actx context.Context
+	cancel := context.CancelFunc(func() {})
+	defer func() { cancel() }()
+	rctx := ctx
+	if w.Auth == nil || w.Auth.Type != AuthOAuth2ClientCredentials {
+		actx, cancel = d.attemptContext(ctx)
+		rctx = actx
+	}
+	req, sent, err := d.request(rctx, w, m, msg, now)
 	if err != nil {
 		var te *TokenError // no token yet: retried like a network error
 		return finish(fail(err, !errors.As(err, &te)), transform.Result{Err: err})
 	}
 	att.RequestHeaders = maskHeaders(req.Header)
-	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
-	defer cancel()
+	if actx == nil {
+		actx, cancel = d.attemptContext(ctx)
+		req = req.WithContext(actx)
+	}
 	start := time.Now()
-	resp, err := w.client.Do(req.WithContext(sendTrace(actx)))
+	resp, err := d.roundTrip(w, req)
 	err = redactURLError(err)
 	var body []byte
 	var header http.Header
@@ -254,6 +268,13 @@ func (d *Dispatcher) attempt(ctx context.Context, w *compiled, m store.Message, 
 	}
 	return finish(res, transform.Result{RequestBody: sent, StatusCode: att.StatusCode, Header: header, Body: body,
 		Latency: att.Latency, Err: sendErr})
+}
+
+// attemptContext returns the context an attempt's request is sent in:
+// ctx bounded by AttemptTimeout.
+func (d *Dispatcher) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
+	return sendTrace(actx), cancel
 }
 
 // verdict is what an answer means for the delivery.
@@ -333,6 +354,15 @@ func (d *Dispatcher) runHook(ctx context.Context, f func(context.Context) error)
 		cause = err
 	}
 	return &abandonedError{timeout: d.cfg.HookTimeout, cause: cause}
+}
+
+// afterHooks runs the after hooks on a copy of tr of its own. The copy
+// is taken here, not in attempt, so that attempts of webhooks without
+// after hooks do not move their result to the heap.
+//
+//go:noinline
+func (d *Dispatcher) afterHooks(ctx context.Context, w *compiled, tr transform.Result) {
+	d.after(ctx, w, &tr)
 }
 
 // after runs the webhook's after hooks in turn. Their errors, panics and

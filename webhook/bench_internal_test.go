@@ -1,14 +1,17 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldhr/herald/signer"
 	"github.com/heraldhr/herald/store"
 	"github.com/heraldhr/herald/store/memory"
 )
@@ -86,6 +89,79 @@ func BenchmarkAttempt(b *testing.B) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkAttemptLoopback measures one attempt through herald's own
+// guarded client to a receiver on the loopback interface, beside the
+// same signed POST sent with a plain http.Client: what an attempt costs
+// beyond the request itself. The receiver runs in this process, so
+// cpu-ns/op counts its work on both sides alike.
+func BenchmarkAttemptLoopback(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	d, err := New(Config{Store: memory.New(), AllowPrivateNetworks: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.closeIdle()
+	ctx := context.Background()
+	if _, err := d.Register(ctx, Webhook{Name: "payroll", Table: "employee", Ops: []Op{Update}, URL: srv.URL + "/hook"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.Publish(ctx, Change{Table: "employee", Op: Update, Key: "E-1", Old: record30("Ops"), New: record30("Sales")}); err != nil {
+		b.Fatal(err)
+	}
+	ms, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: time.Hour, Limit: 1})
+	if err != nil || len(ms) != 1 {
+		b.Fatalf("claim: %v, %d messages", err, len(ms))
+	}
+	m := ms[0]
+	b.Run("herald", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := cpuTime()
+		for b.Loop() {
+			if r, ok := d.handle(ctx, m, nil); !ok || r.Outcome != store.OutcomeDelivered {
+				b.Fatalf("attempt: %v %v %v", r.Outcome, ok, r.Attempt)
+			}
+		}
+		reportCPU(b, cpu)
+	})
+	b.Run("net-http", func(b *testing.B) {
+		body := envelopeFromStored(m)
+		secret, err := signer.GenerateSecret()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := signer.New(secret)
+		if err != nil {
+			b.Fatal(err)
+		}
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		b.ReportAllocs()
+		cpu := cpuTime()
+		for b.Loop() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/hook", bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.SetHeaders(req.Header, m.ID, time.Now(), body)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		reportCPU(b, cpu)
+	})
 }
 
 // BenchmarkMarshalPayload measures encoding a change once per event: the

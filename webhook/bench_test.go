@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldhr/herald/condition"
 	"github.com/heraldhr/herald/store/memory"
@@ -136,4 +140,76 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Fatal(err)
 	}
 	webhook.ReportCPU(b, cpu)
+}
+
+// BenchmarkStarted measures deliveries through the worker pool that Start
+// runs, with c publishers each publishing a change and waiting until the
+// observer reports it delivered (as examples/loadtest does against a real
+// receiver), Workers = c: Publish, the hand-over to a worker, the attempt
+// through a transport that answers at once, the ack and the report.
+func BenchmarkStarted(b *testing.B) {
+	for _, c := range []int{1, 64} {
+		b.Run("c="+strconv.Itoa(c), func(b *testing.B) {
+			done := make([]chan struct{}, c)
+			for g := range done {
+				done[g] = make(chan struct{}, 1)
+			}
+			d, err := webhook.New(webhook.Config{Store: memory.New(), HTTPClient: &http.Client{Transport: okTransport{}}, Workers: c,
+				Observer: webhook.ObserverFunc(func(e webhook.Event) {
+					if e.Kind != webhook.EventDelivered {
+						return
+					}
+					gs, _, _ := strings.Cut(e.MessageID, "-")
+					if g, err := strconv.Atoi(gs); err == nil && g < len(done) {
+						done[g] <- struct{}{}
+					}
+				})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			registerOn(b, d, "employee", 1, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if err := d.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer scancel()
+				_ = d.Shutdown(sctx)
+			}()
+			old, new := employee(30, "Ops"), employee(30, "Sales")
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := webhook.CPUTime()
+			for g := range c {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					timeout := time.NewTimer(time.Hour)
+					defer timeout.Stop()
+					for i := 0; left.Add(-1) >= 0; i++ {
+						id := strconv.Itoa(g) + "-" + strconv.Itoa(i)
+						if _, err := d.Publish(ctx, webhook.Change{ID: id, Table: "employee", Op: webhook.Update, Key: id, Old: old, New: new}); err != nil {
+							b.Error(err)
+							return
+						}
+						timeout.Reset(30 * time.Second)
+						select {
+						case <-done[g]:
+						case <-timeout.C:
+							b.Errorf("change %s not delivered within 30s", id)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			webhook.ReportCPU(b, cpu)
+		})
+	}
 }

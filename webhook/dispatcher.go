@@ -27,6 +27,9 @@ type Dispatcher struct {
 	log    *slog.Logger
 	clock  Clock
 	client *http.Client
+	// own is client's transport when herald built client: attempts
+	// through it skip http.Client (see roundTrip).
+	own *guardedTransport
 
 	defs      atomic.Pointer[definitions]
 	loadMu    sync.Mutex
@@ -77,6 +80,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		clock:  cfg.Clock,
 		client: cfg.HTTPClient,
 		wake:   make(chan struct{}, 1),
+	}
+	if cfg.ownClient {
+		d.own, _ = cfg.HTTPClient.Transport.(*guardedTransport)
 	}
 	return d, nil
 }

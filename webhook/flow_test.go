@@ -293,6 +293,29 @@ func TestStartDeliversWithoutPolling(t *testing.T) {
 	require.NoError(t, k.Shutdown(t.Context()))
 }
 
+// TestStartClaimsTheBacklogWithoutPolling: work that was due before
+// Start, more of it than there are workers, goes out without waiting for
+// a poll: what is due at Start is claimed at once, and a worker that
+// finds the last claim was full claims again when it is free.
+func TestStartClaimsTheBacklogWithoutPolling(t *testing.T) {
+	t.Parallel()
+	st := memory.New()
+	clock := webhooktest.NewClock(webhooktest.Epoch)
+	rcv := webhooktest.NewReceiver(t, clock)
+	// Another process published the backlog: no wake-up of this one is
+	// pending.
+	other := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Clock: clock})
+	register(t, other, rcv, webhook.Webhook{})
+	for i := range 7 {
+		_, err := other.Publish(t.Context(), update(fmt.Sprintf("E%d", i), nil, map[string]any{"a": i}))
+		require.NoError(t, err)
+	}
+	k := webhooktest.NewDispatcher(t, webhook.Config{Store: st, Clock: clock, Workers: 2, PollInterval: time.Hour})
+	require.NoError(t, k.Start(t.Context()))
+	rcv.WaitFor(t, 7, 10*time.Second)
+	require.NoError(t, k.Shutdown(t.Context()))
+}
+
 func TestHeldWhenHookMissing(t *testing.T) {
 	t.Parallel()
 	st := memory.New()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // maxResponseHeaderBytes caps the header block of an answer; the body is
@@ -183,4 +185,63 @@ func endsInNumber(host string) bool {
 		return strings.Trim(h, "0123456789abcdef") == ""
 	}
 	return strings.Trim(last, "0123456789") == ""
+}
+
+// roundTrip sends an attempt's request through w's client. When that is
+// the client herald built, it calls the client's guarded transport as
+// the client's Do would: the client
+// follows no redirect and has no timeout of its own (the attempt's
+// context has one), so all Do adds is a copy of the headers for redirects
+// that never happen, and the wrapping of errors, done here alike. A
+// request whose URL carries a user name, which Do turns into Basic
+// credentials, goes through client.
+func (d *Dispatcher) roundTrip(w *compiled, req *http.Request) (*http.Response, error) {
+	rt := d.own
+	if rt == nil || w.client != d.client || req.URL.User != nil {
+		return w.client.Do(req)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		var te tls.RecordHeaderError
+		if errors.As(err, &te) && string(te.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// Do reads the target of a redirect before its redirect policy
+		// declines to follow it, and fails on one that does not parse.
+		if loc := resp.Header.Get("Location"); loc != "" && redirectable(req, resp.StatusCode) {
+			if _, perr := req.URL.Parse(loc); perr != nil {
+				resp.Body.Close()
+				return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(),
+					Err: fmt.Errorf("failed to parse Location header %q: %v", loc, perr)}
+			}
+		}
+	}
+	return resp, nil
+}
+
+// redirectable reports whether http.Client would consider following a
+// redirect of code for req: a 307 or 308 only when the body can be sent
+// again.
+func redirectable(req *http.Request, code int) bool {
+	if code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect {
+		return true
+	}
+	return req.GetBody != nil || req.Body == nil || req.Body == http.NoBody
+}
+
+// urlErrorOp is the Op of the *url.Error http.Client returns for method.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	for i := range len(method) {
+		if method[i] >= utf8.RuneSelf {
+			return method
+		}
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }

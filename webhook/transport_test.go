@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/heraldhr/herald/store/memory"
 )
 
 // defaultClient returns the client New would build for cfg, with its real
@@ -92,6 +96,87 @@ func TestDefaultTransportDoesNotFollowRedirects(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusFound, resp.StatusCode, "the 302 is the answer")
 	assert.Zero(t, reached.Load(), "its Location is not visited")
+}
+
+// TestRoundTripAnswersAsTheClientDoes: attempts through herald's own
+// client skip http.Client and call its transport; what they get back,
+// answers and errors alike, is what the client would have returned.
+func TestRoundTripAnswersAsTheClientDoes(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/bad-location":
+			w.Header()["Location"] = []string{"http://[::1"}
+			w.WriteHeader(http.StatusFound)
+		case "/temporary":
+			w.Header()["Location"] = []string{"%zz"}
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		case "/found":
+			w.Header()["Location"] = []string{"/elsewhere"}
+			w.WriteHeader(http.StatusFound)
+		case "/auth":
+			w.Header().Set("X-Authorization", r.Header.Get("Authorization"))
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := "http://" + ln.Addr().String() + "/"
+	require.NoError(t, ln.Close())
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	u.User = url.UserPassword("ann", "s3cret")
+	withUser := u.String() + "/auth"
+
+	d, err := New(Config{Store: memory.New(), AllowPrivateNetworks: true, AttemptTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(d.closeIdle)
+	require.NotNil(t, d.own, "herald built the client")
+	w := &compiled{client: d.client}
+	type answer struct {
+		status int
+		header string
+		err    string
+	}
+	send := func(do func(*http.Request) (*http.Response, error), method, target string, body []byte) answer {
+		req, err := http.NewRequestWithContext(t.Context(), method, target, bytes.NewReader(body))
+		require.NoError(t, err)
+		if body == nil {
+			req.Body, req.GetBody, req.ContentLength = nil, nil, 0
+		}
+		resp, err := do(req)
+		if err != nil {
+			return answer{err: err.Error()}
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return answer{status: resp.StatusCode, header: resp.Header.Get("Location") + resp.Header.Get("X-Authorization")}
+	}
+	for _, c := range []struct{ method, url string }{
+		{http.MethodPost, srv.URL + "/ok"},
+		{http.MethodPost, srv.URL + "/bad-location"},
+		{http.MethodGet, srv.URL + "/bad-location"},
+		{http.MethodPost, srv.URL + "/temporary"},
+		{http.MethodPut, srv.URL + "/found"},
+		{http.MethodPost, refused},
+		{http.MethodPatch, refused},
+		{http.MethodPost, withUser},
+	} {
+		for _, body := range [][]byte{nil, []byte(`{"id":"1"}`)} {
+			direct := send(func(r *http.Request) (*http.Response, error) { return d.roundTrip(w, r) }, c.method, c.url, body)
+			client := send(d.client.Do, c.method, c.url, body)
+			assert.Equal(t, client, direct, "%s %s, body %q", c.method, c.url, body)
+		}
+	}
+	assert.Contains(t, send(d.client.Do, http.MethodPost, srv.URL+"/bad-location", nil).err, "failed to parse Location header",
+		"the case is one the client fails")
+	assert.Equal(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("ann:s3cret")),
+		send(func(r *http.Request) (*http.Response, error) { return d.roundTrip(w, r) }, http.MethodPost, withUser, nil).header,
+		"a URL's user name and password are sent as Basic credentials")
 }
 
 // proxyServer is a loopback HTTP proxy stand-in: it records the

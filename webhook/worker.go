@@ -138,62 +138,100 @@ func (d *Dispatcher) closeIdle() {
 	}
 }
 
-// claimLoop claims due messages while workers are free and hands each to
-// a free worker.
+// claimLoop runs the worker pool until stop or ctx ends it. The pool
+// has no claiming goroutine of its own: one idle worker at a time holds
+// the claimer's turn. It waits until work may be due, claims up to one
+// message per idle worker, keeps the first for itself, hands the others
+// to idle workers and passes the turn on before it sends its own. A
+// published message so reaches the worker that sends it with one wake-up
+// instead of two (the claimer's, then the worker's), and a worker that
+// frees the pool's last slot claims at once instead of waking a claimer.
 func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes <-chan struct{}) {
 	l := &d.life
-	workers := d.cfg.Workers
-	// busy counts the workers holding a message, from its claim until
-	// the worker is done with it, so a worker is free for every message
-	// handed over. A worker that frees the pool's first slot says so on
-	// freed. Counting them costs the same however many workers are idle;
-	// a token per worker on a channel cost a send and a receive per idle
-	// worker on every claim.
-	var busy atomic.Int64
-	freed := make(chan struct{}, 1)
-	poll := time.NewTimer(d.cfg.PollInterval)
-	defer poll.Stop()
-	pollAt := time.Now().Add(d.cfg.PollInterval) // when poll fires, unless it has
+	c := &claiming{d: d, ctx: ctx, stop: stop, notes: notes,
+		turn: make(chan struct{}, 1), quit: make(chan struct{}), work: make(chan store.Message),
+		poll: time.NewTimer(d.cfg.PollInterval), pollAt: time.Now().Add(d.cfg.PollInterval),
+		due: true} // what is due already is claimed at once
+	defer c.poll.Stop()
+	c.turn <- struct{}{}
+	hctx := withClaimer(ctx, stop)
+	var pool sync.WaitGroup
 	// Workers live as long as the loop: a goroutine per message grew a
 	// fresh stack for every attempt.
-	work := make(chan store.Message)
-	var pool sync.WaitGroup
-	defer func() {
-		close(work)
-		pool.Wait()
-	}()
-	hctx := withClaimer(ctx, stop)
-	for range workers {
+	for range d.cfg.Workers {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
-			for m := range work {
+			for {
+				var m store.Message
+				select {
+				case m = <-c.work:
+				case <-c.turn:
+					var ok bool
+					if m, ok = c.claim(); !ok {
+						// The pool stops: the turn is not passed on, and
+						// every worker leaves once idle.
+						close(c.quit)
+						return
+					}
+					c.turn <- struct{}{}
+				case <-c.quit:
+					return
+				}
 				d.work(hctx, m)
 				l.inflight.Done()
-				if busy.Add(-1) == int64(workers)-1 {
-					nudge(freed)
-				}
+				c.busy.Add(-1)
 			}
 		}()
 	}
-	failures := 0
+	pool.Wait()
+}
+
+// claiming is the state of the worker pool's claiming, used by whichever
+// worker holds the turn (receiving from turn orders the uses).
+type claiming struct {
+	d     *Dispatcher
+	ctx   context.Context
+	stop  <-chan struct{}
+	notes <-chan struct{}
+	turn  chan struct{}      // holds the turn while no worker has it
+	quit  chan struct{}      // closed when claiming has ended
+	work  chan store.Message // the turn's holder hands claimed messages to idle workers
+
+	// busy counts the workers holding a message, from its claim until
+	// the worker is done with it, so a worker is free for every message
+	// handed over.
+	busy     atomic.Int64
+	due      bool // the last claim was full: more may be due at once
+	failures int
+	poll     *time.Timer
+	pollAt   time.Time // when poll fires, unless it has
+}
+
+// claim waits until work may be due and claims it, as the holder of the
+// turn, which is an idle worker; it returns the message that worker
+// sends, or false when the pool stops.
+func (c *claiming) claim() (store.Message, bool) {
+	d, l := c.d, &c.d.life
 	for {
-		n := workers - int(busy.Load())
-		if n <= 0 {
+		if !c.due {
 			select {
-			case <-freed:
-				continue
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
+			case <-c.stop:
+				return store.Message{}, false
+			case <-c.ctx.Done():
+				return store.Message{}, false
+			case <-d.wake:
+			case <-c.notes:
+			case <-c.poll.C:
+				c.poll.Reset(d.cfg.PollInterval)
+				c.pollAt = time.Now().Add(d.cfg.PollInterval)
 			}
 		}
 		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
+		case <-c.stop:
+			return store.Message{}, false
+		case <-c.ctx.Done():
+			return store.Message{}, false
 		default:
 		}
 		// The claim below answers every wake-up sent so far (work is
@@ -201,47 +239,44 @@ func (d *Dispatcher) claimLoop(ctx context.Context, stop <-chan struct{}, notes 
 		// an empty claim. A Publish both signals and is notified by the
 		// store, so there are often two.
 		drain(d.wake)
-		drain(notes)
-		msgs, err := d.store.Claim(ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
-		busy.Add(int64(len(msgs)))
-		for _, m := range msgs {
-			l.inflight.Add(1)
-			work <- m
-		}
+		drain(c.notes)
+		n := d.cfg.Workers - int(c.busy.Load()) // this worker is idle: n >= 1
+		msgs, err := d.store.Claim(c.ctx, store.Claim{Now: d.now(), Lease: d.cfg.LeaseDuration, Limit: n})
+		c.busy.Add(int64(len(msgs)))
+		c.due = err == nil && len(msgs) == n
 		var wait time.Duration
 		switch {
 		case err != nil:
-			if ctx.Err() != nil {
-				return
+			if c.ctx.Err() != nil {
+				c.busy.Add(-int64(len(msgs)))
+				return store.Message{}, false
 			}
-			failures++
-			wait = min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
+			c.failures++
+			wait = min(100*time.Millisecond<<min(c.failures, 6), 5*time.Second)
 			d.log.Error("herald: claiming failed; backing off", "error", err, "wait", wait)
 		case len(msgs) < n:
-			failures = 0
+			c.failures = 0
 			wait = d.health.nextWake(d.now(), d.cfg.PollInterval)
 		default:
-			failures = 0
-			continue
+			c.failures = 0
 		}
 		// The poll timer is set again only to fire sooner, or once it
 		// fired: an idle claimer still looks every PollInterval, without
 		// a timer reset on every wake-up.
-		if at := time.Now().Add(wait); at.Before(pollAt) || err != nil {
-			poll.Reset(wait) // no stale tick survives a Reset (Go 1.23 timers)
-			pollAt = at
+		if !c.due {
+			if at := time.Now().Add(wait); at.Before(c.pollAt) || err != nil {
+				c.poll.Reset(wait) // no stale tick survives a Reset (Go 1.23 timers)
+				c.pollAt = at
+			}
 		}
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		case <-d.wake:
-		case <-notes:
-		case <-poll.C:
-			poll.Reset(d.cfg.PollInterval)
-			pollAt = time.Now().Add(d.cfg.PollInterval)
+		if len(msgs) == 0 {
+			continue
 		}
+		l.inflight.Add(len(msgs))
+		for _, m := range msgs[1:] {
+			c.work <- m
+		}
+		return msgs[0], true
 	}
 }
 
