@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -135,7 +136,8 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	place := make([]int, 0, len(es))
 	var (
 		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
-		payloads                        = make([][]byte, 0, len(es))
+		ends                            = make([]int32, 0, len(es)) // where each payload ends in blob
+		blob                            []byte
 		times, recorded                 = make([]time.Time, 0, len(es)), make([]time.Time, 0, len(es))
 		live                            = make([]int32, 0, len(es))
 		dEvent                          []int64
@@ -161,7 +163,18 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		}
 		place = append(place, i)
 		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
-		times, payloads = append(times, e.Time), append(payloads, e.Payload)
+		if len(blob)+len(e.Payload) > math.MaxInt32 {
+			return nil, fmt.Errorf("postgres: enqueue %d events: more than 2 GiB of payloads in one call", len(es))
+		}
+		if blob == nil {
+			n := 0
+			for _, x := range es[i:] {
+				n += len(x.Event.Payload)
+			}
+			blob = make([]byte, 0, n)
+		}
+		blob = append(blob, e.Payload...)
+		times, ends = append(times, e.Time), append(ends, int32(len(blob)))
 		recorded, live = append(recorded, eventCreatedAt(e)), append(live, int32(len(x.Deliveries)))
 		for _, d := range x.Deliveries {
 			dEvent = append(dEvent, int64(len(place)))
@@ -174,7 +187,7 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	}
 	var made string
 	var queued int64
-	args := []any{tenants, ids, tables, ops, keys, times, payloads, recorded, live, dEvent, dIDs, dHooks, dBatch, dNext, dCreated}
+	args := []any{tenants, ids, tables, ops, keys, times, ends, recorded, live, dEvent, dIDs, dHooks, dBatch, dNext, dCreated, blob}
 	var err error
 	if inTx {
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)

@@ -31,7 +31,7 @@ func buildQueries(sql func(string) string) queries {
 	q := buildStatements(sql)
 	q.enqueueQ = quiet(q.enqueue, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds LIMIT 1) n)")
 	q.enqueueOneQ = quiet(q.enqueueOne, "(SELECT count(*) FROM (SELECT pg_notify($14, $15) FROM ds) n)")
-	q.enqueueManyQ = quiet(q.enqueueMany, "(SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)")
+	q.enqueueManyQ = quiet(q.enqueueMany, "(SELECT count(*) FROM (SELECT pg_notify($17, $18) FROM ds LIMIT 1) n)")
 	return q
 }
 
@@ -101,14 +101,21 @@ SELECT EXISTS (SELECT 1 FROM ev),
 
 		// The same for many events, each (tenant, id) once (the caller
 		// drops repeats). The places of the events created come back as
-		// text, which database/sql drivers scan as well as pgx.
+		// text, which database/sql drivers scan as well as pgx. The
+		// payloads come as one bytea ($16), each ending where $7 says: an
+		// array of them cost the client about a third of its time,
+		// encoding each element into a buffer that pgx grows from a few
+		// hundred bytes for every statement. Each is still cast to json
+		// on its own, so a malformed one fails the statement.
 		enqueueMany: sql(`
 WITH ins AS (
     INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload, created_at, live)
-    SELECT tenant, id, table_name, op, key, time, payload::json, created_at, live
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
-                $8::timestamptz[], $9::int4[])
-        AS e(tenant, id, table_name, op, key, time, payload, created_at, live)
+    SELECT tenant, id, table_name, op, key, time,
+           convert_from(substring($16::bytea FROM start + 1 FOR stop - start), 'UTF8')::json, created_at, live
+    FROM (SELECT e.*, coalesce(lag(e.stop) OVER (ORDER BY e.ord), 0) AS start
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int4[],
+                      $8::timestamptz[], $9::int4[]) WITH ORDINALITY
+              AS e(tenant, id, table_name, op, key, time, stop, created_at, live, ord)) e
     ON CONFLICT (tenant, id) DO NOTHING
     RETURNING tenant, id, key
 ), made AS MATERIALIZED (
@@ -125,7 +132,7 @@ WITH ins AS (
     RETURNING 1
 )
 SELECT coalesce((SELECT string_agg(ord::text, ',') FROM made), ''),
-       (SELECT count(*) FROM (SELECT pg_notify($16, $17) FROM ds LIMIT 1) n)`),
+       (SELECT count(*) FROM (SELECT pg_notify($17, $18) FROM ds LIMIT 1) n)`),
 
 		// Claim candidates: see pickSQL.
 		pick:     sql(pickSQL(false)),
