@@ -229,19 +229,13 @@ leased AS (
 		// for batch_id: leased rows whole; rows left to the caller with
 		// what it needs (their lease empty); and the count.
 		out = `
-SELECT l.ord, l.seq, (SELECT count(*) FROM filed), l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
-       l.max_batch, l.status, l.attempts, l.next_attempt, l.last_error, l.last_code, l.batch_id, l.replayed,
-       l.created_at, l.updated_at, e.table_name, e.op, e.time, e.payload::text
-FROM leased l CROSS JOIN LATERAL (
-    SELECT e.table_name, e.op, e.time, e.payload FROM {schema}.events e WHERE e.tenant = l.tenant AND e.id = l.event_id
-) e
+` + leasedRows("(SELECT count(*) FROM filed)") + `
 UNION ALL
 SELECT r.ord, r.seq, (SELECT count(*) FROM filed), '', r.seq, '', '', r.webhook_id, '', '', r.max_batch, '', 0,
        'epoch'::timestamptz, '', 0, r.batch_id, false, 'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''
 FROM done r WHERE r.role = 'c' AND NOT (r.batch_id IS NULL AND r.max_batch <= 1)
 UNION ALL
-SELECT 0, 0, (SELECT count(*) FROM filed), '', 0, '', '', '', '', '', 0, '', 0, 'epoch'::timestamptz, '', 0, NULL, false,
-       'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''`
+` + countRow("(SELECT count(*) FROM filed)")
 	}
 	return strings.NewReplacer(
 		"<<due>>", strings.ReplaceAll(dueCTE, "<<due_filter>>", dueFilter),
@@ -300,14 +294,27 @@ leased AS (
     WHERE d.seq = t.seq AND d.seq = ANY(ARRAY(SELECT seq FROM take))
     RETURNING t.ord, d.lease::text AS lease, ` + deliveryCols + `
 )
-SELECT l.ord, l.seq, (SELECT n FROM undecided), l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
+` + leasedRows("(SELECT n FROM undecided)") + `
+UNION ALL
+` + countRow("(SELECT n FROM undecided)") + `
+ORDER BY 1, 2`
+}
+
+// leasedRows selects the rows of the CTE leased with their events, in the
+// shape picked.read scans: rank, seq, count (the third column of every
+// row), the lease, deliveryCols and the event's columns.
+func leasedRows(count string) string {
+	return `SELECT l.ord, l.seq, ` + count + `, l.lease, l.seq, l.id, l.event_id, l.webhook_id, l.tenant, l.key,
        l.max_batch, l.status, l.attempts, l.next_attempt, l.last_error, l.last_code, l.batch_id, l.replayed,
        l.created_at, l.updated_at, e.table_name, e.op, e.time, e.payload::text
 FROM leased l CROSS JOIN LATERAL (
     SELECT e.table_name, e.op, e.time, e.payload FROM {schema}.events e WHERE e.tenant = l.tenant AND e.id = l.event_id
-) e
-UNION ALL
-SELECT 0, 0, (SELECT n FROM undecided), '', 0, '', '', '', '', '', 0, '', 0, 'epoch'::timestamptz, '', 0, NULL, false,
-       'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''
-ORDER BY 1, 2`
+) e`
+}
+
+// countRow is the row of rank 0, in the same shape, that carries count
+// even when nothing was leased.
+func countRow(count string) string {
+	return `SELECT 0, 0, ` + count + `, '', 0, '', '', '', '', '', 0, '', 0, 'epoch'::timestamptz, '', 0, NULL, false,
+       'epoch'::timestamptz, 'epoch'::timestamptz, '', '', 'epoch'::timestamptz, ''`
 }
