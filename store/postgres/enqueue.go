@@ -134,10 +134,17 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	type eventKey struct{ tenant, id string }
 	var first map[eventKey]bool
 	place := make([]int, 0, len(es))
+	size := 0
+	for _, x := range es {
+		size += len(x.Event.Payload)
+	}
+	if size > math.MaxInt32 {
+		return nil, fmt.Errorf("postgres: enqueue %d events: more than 2 GiB of payloads in one call", len(es))
+	}
+	blob := make([]byte, 0, size) // the payloads, one after the other
 	var (
 		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
 		ends                            = make([]int32, 0, len(es)) // where each payload ends in blob
-		blob                            []byte
 		times, recorded                 = make([]time.Time, 0, len(es)), make([]time.Time, 0, len(es))
 		live                            = make([]int32, 0, len(es))
 		dEvent                          []int64
@@ -163,16 +170,6 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		}
 		place = append(place, i)
 		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
-		if len(blob)+len(e.Payload) > math.MaxInt32 {
-			return nil, fmt.Errorf("postgres: enqueue %d events: more than 2 GiB of payloads in one call", len(es))
-		}
-		if blob == nil {
-			n := 0
-			for _, x := range es[i:] {
-				n += len(x.Event.Payload)
-			}
-			blob = make([]byte, 0, n)
-		}
 		blob = append(blob, e.Payload...)
 		times, ends = append(times, e.Time), append(ends, int32(len(blob)))
 		recorded, live = append(recorded, eventCreatedAt(e)), append(live, int32(len(x.Deliveries)))
