@@ -52,4 +52,5 @@ func (s *Store) CombinerQueued() int {
 func (s *Store) Wakes(payload string) bool { return s.wakes(payload) }
 func (s *Store) WakeTag() string           { return s.wakeTag }
 
+// PickFastSQL is the query text of the small claim statement.
 func (s *Store) PickFastSQL() string { return s.q.pickFast }

@@ -162,18 +162,19 @@ func TestRequeueFailsClaimsThatReadTheLineBefore(t *testing.T) {
 }
 
 // A requeued delivery that comes before a delivery in flight goes out
-// beside it, on its own; the deliveries behind the one in flight still
-// wait for it. For a batching webhook the requeued one is a batch of one
-// under a new id.
+// beside it, on its own; the deliveries behind the one in flight wait for
+// both, whichever finishes first. For a batching webhook the requeued one
+// is a batch of one under a new id.
 func TestRequeueBesideADeliveryInFlight(t *testing.T) {
 	t.Parallel()
 	pool := postgrestest.Pool(t, 0)
 	s := newRQ(t, postgrestest.NewStore(t, pool), "wh", "wb")
 
 	for _, tc := range []struct {
-		webhook  string
-		maxBatch int
-	}{{"wh", 0}, {"wb", 3}} {
+		webhook   string
+		maxBatch  int
+		heldFirst bool // the one in flight finishes before the requeued one
+	}{{"wh", 0, false}, {"wb", 3, false}, {"wh", 0, true}, {"wb", 3, true}} {
 		first := s.publish(tc.webhook, "E1", tc.maxBatch)
 		ms := s.claim(10)
 		require.Len(t, ms, 1)
@@ -199,40 +200,17 @@ func TestRequeueBesideADeliveryInFlight(t *testing.T) {
 		d, err := s.Delivery(t.Context(), first)
 		require.NoError(t, err)
 		assert.False(t, d.Replayed, "requeued, not replayed")
-		s.ack(ms[0], store.OutcomeDelivered)
-		assert.Empty(t, s.claim(10), "%s: the third still waits for the second", tc.webhook)
-		s.ack(held[0], store.OutcomeDelivered)
+		order := []store.Message{ms[0], held[0]}
+		if tc.heldFirst {
+			order = []store.Message{held[0], ms[0]}
+		}
+		s.ack(order[0], store.OutcomeDelivered)
+		assert.Empty(t, s.claim(10), "%s (held first: %v): the third waits for both", tc.webhook, tc.heldFirst)
+		s.ack(order[1], store.OutcomeDelivered)
 		ms = s.claim(10)
 		require.Equal(t, []string{third}, memberIDs(ms...), "%s: then the third goes", tc.webhook)
 		s.ack(ms[0], store.OutcomeDelivered)
 	}
-}
-
-// The deliveries behind one in flight wait for a delivery requeued beside
-// it too: when the one in flight finishes first, they still wait.
-func TestRequeueBesideHoldsTheLineUntilBothFinish(t *testing.T) {
-	t.Parallel()
-	pool := postgrestest.Pool(t, 0)
-	s := newRQ(t, postgrestest.NewStore(t, pool), "wh")
-
-	first := s.publish("wh", "E1", 0)
-	ms := s.claim(10)
-	require.Len(t, ms, 1)
-	s.ack(ms[0], store.OutcomeDead)
-	second := s.publish("wh", "E1", 0)
-	held := s.claim(10)
-	require.Equal(t, []string{second}, memberIDs(held...))
-	third := s.publish("wh", "E1", 0)
-	require.Equal(t, 1, s.requeue(first))
-	beside := s.claim(10)
-	require.Equal(t, []string{first}, memberIDs(beside...))
-
-	s.ack(held[0], store.OutcomeDelivered)
-	assert.Empty(t, s.claim(10), "the third waits for the requeued first as well")
-	s.ack(beside[0], store.OutcomeDelivered)
-	ms = s.claim(10)
-	require.Equal(t, []string{third}, memberIDs(ms...), "then the third goes")
-	s.ack(ms[0], store.OutcomeDelivered)
 }
 
 // A delivery requeued behind an earlier one that is pending waits for it,
