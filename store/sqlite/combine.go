@@ -199,7 +199,7 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 		s.writeAlone(live[0])
 		return
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		for _, op := range live {
 			op.err = fmt.Errorf("sqlite: %w", err)
@@ -214,6 +214,7 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 			break
 		}
 	}
+	s.end(tx)
 	if !failed {
 		if err := tx.Commit(); err == nil {
 			s.prepareWanted(ctx)
