@@ -395,7 +395,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 		}
 	}
 	if len(leased) > 0 {
-		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), jsonArg(leased)); err != nil {
+		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), seqList(leased)); err != nil {
 			return nil, err
 		}
 	}
@@ -503,6 +503,20 @@ func message(members []item, lease string) store.Message {
 		m.Deliveries[i], m.Events[i] = it.d, it.e
 	}
 	return m
+}
+
+// seqList is jsonArg for a list of seqs, the argument of most hot-path
+// statements, written without reflection.
+func seqList(seqs []int64) string {
+	b := make([]byte, 0, 2+8*len(seqs))
+	b = append(b, '[')
+	for i, n := range seqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(append(b, ']'))
 }
 
 func jsonArg(v any) string {
@@ -690,7 +704,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			}
 		}
 		for _, c := range order {
-			if _, err := s.exec(ctx, tx, applyOutcome, jsonArg(groups[c]), string(c.status), c.attempt, c.setError,
+			if _, err := s.exec(ctx, tx, applyOutcome, seqList(groups[c]), string(c.status), c.attempt, c.setError,
 				c.lastErr, c.code, c.next, c.now); err != nil {
 				return err
 			}
@@ -702,7 +716,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		}
 		// A finished row of a chain lets the next one up.
 		if len(finished) > 0 {
-			if _, err := s.exec(ctx, tx, promoteHeads, jsonArg(finished)); err != nil {
+			if _, err := s.exec(ctx, tx, promoteHeads, seqList(finished)); err != nil {
 				return err
 			}
 		}
@@ -732,7 +746,7 @@ func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[st
 	if len(seqs) == 0 {
 		return out, nil
 	}
-	heads, err := s.leasedRows(ctx, tx, leaseHeads, jsonArg(seqs))
+	heads, err := s.leasedRows(ctx, tx, leaseHeads, seqList(seqs))
 	if err != nil {
 		return nil, err
 	}
