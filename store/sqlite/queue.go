@@ -519,6 +519,52 @@ func seqList(seqs []int64) string {
 	return string(append(b, ']'))
 }
 
+// headersArg is jsonArg for an attempt's request headers, byte for byte,
+// without reflection: names in order, and values of plain characters
+// written as they are. Headers with characters json.Marshal would escape
+// go to it.
+func headersArg(h map[string]string) string {
+	if h == nil {
+		return "null"
+	}
+	names := make([]string, 0, len(h))
+	size := 2
+	for k, v := range h {
+		if !plainJSON(k) || !plainJSON(v) {
+			return jsonArg(h)
+		}
+		names = append(names, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(names)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':', '"')
+		b = append(b, h[k]...)
+		b = append(b, '"')
+	}
+	return string(append(b, '}'))
+}
+
+// plainJSON reports whether json.Marshal writes s between its quotes as
+// it is: printable ASCII other than the quote, the backslash and the
+// characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
 func jsonArg(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -685,7 +731,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			var headers string
 			if a := r.Attempt; a != nil {
 				c.attempt, c.setError, c.lastErr, c.code = 1, true, a.Error, a.StatusCode
-				headers = jsonArg(a.RequestHeaders)
+				headers = headersArg(a.RequestHeaders)
 			} else if r.Error != "" {
 				c.setError, c.lastErr = true, r.Error
 			}
