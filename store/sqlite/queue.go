@@ -244,7 +244,10 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 	if payload == nil {
 		payload = []byte("null")
 	}
-	res, err := run(insertEvent, e.Tenant, e.ID, e.Table, e.Op, e.Key, nanos(e.Time), payload, nanos(created), len(ds))
+	// The event's id, tenant and key go to every statement: each is put in
+	// an interface once, not once per statement.
+	id, tenant, key := any(e.ID), any(e.Tenant), any(e.Key)
+	res, err := run(insertEvent, tenant, id, e.Table, e.Op, key, nanos(e.Time), payload, nanos(created), len(ds))
 	if err != nil {
 		return false, err
 	}
@@ -256,9 +259,9 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 		if at.IsZero() {
 			at = e.Time
 		}
-		res, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		res, err := run(insertDelivery, d.ID, id, tenant, key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
 		if err == nil && affected(res) == 0 {
-			_, err = run(insertCanceled, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+			_, err = run(insertCanceled, d.ID, id, tenant, key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
 		}
 		if err != nil {
 			if foreign != nil && !foreign.own {
