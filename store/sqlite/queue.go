@@ -292,16 +292,16 @@ const readyWebhooks = `SELECT w.id FROM herald_webhooks w
 	WHERE w.disabled = 0
 	ORDER BY d.next_attempt, d.seq`
 
-const dueHeads = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const dueHeads = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.head = 1 AND d.next_attempt <= ?2 AND d.lease_until <= ?2
 	ORDER BY d.next_attempt, d.seq`
 
-const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const batchMembers = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.batch_id = ? AND d.status = 'pending' ORDER BY d.seq`
 
-const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const successors = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
 	ORDER BY d.seq`
