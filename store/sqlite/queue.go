@@ -530,7 +530,8 @@ func headersArg(h map[string]string) string {
 	if h == nil {
 		return "null"
 	}
-	names := make([]string, 0, len(h))
+	var few [16]string // most requests carry fewer headers
+	names := few[:0]
 	size := 2
 	for k, v := range h {
 		if !plainJSON(k) || !plainJSON(v) {
@@ -540,19 +541,21 @@ func headersArg(h map[string]string) string {
 		size += len(k) + len(v) + 6
 	}
 	slices.Sort(names)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('{')
 	for i, k := range names {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = append(b, '"')
-		b = append(b, k...)
-		b = append(b, '"', ':', '"')
-		b = append(b, h[k]...)
-		b = append(b, '"')
+		b.WriteByte('"')
+		b.WriteString(k)
+		b.WriteString(`":"`)
+		b.WriteString(h[k])
+		b.WriteByte('"')
 	}
-	return string(append(b, '}'))
+	b.WriteByte('}')
+	return b.String()
 }
 
 // plainJSON reports whether json.Marshal writes s between its quotes as
@@ -599,7 +602,7 @@ func parseLease(lease string) (token, bool) {
 // finding out here costs a seek in the chain index, moving up every chain
 // a statement more. The row waiting may come before this one: a requeued
 // delivery waits for a later one that was in flight when it was requeued.
-const leasedCols = `d.seq, coalesce(d.lease, ''), d.batch_id, d.event_id, d.status, d.attempts, d.replayed,
+const leasedCols = `d.seq, coalesce(d.lease, ''), d.batch_id, d.event_id, d.status = 'pending', d.attempts, d.replayed,
 	d.replayed = 0 AND EXISTS (SELECT 1 FROM herald_deliveries x
 		WHERE x.webhook_id = d.webhook_id AND x.tenant = d.tenant AND x.record_key = d.record_key
 			AND x.status = 'pending' AND x.replayed = 0 AND x.seq <> d.seq)`
@@ -657,7 +660,8 @@ const promoteHeads = `UPDATE herald_deliveries SET head = 1
 type leasedRow struct {
 	seq          int64
 	lease, batch string
-	ev, status   string
+	ev           string
+	pending      bool
 	attempts     int
 	replayed     bool
 	waiting      bool // a later row of its chain waits
@@ -809,7 +813,7 @@ func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[st
 					batches = append(batches, r.batch)
 				}
 				byBatch[r.batch] = append(byBatch[r.batch], t)
-			case r.status == string(store.Pending) && r.lease == t.claim:
+			case r.pending && r.lease == t.claim:
 				out[t.raw] = append(out[t.raw], r)
 			}
 		}
@@ -839,7 +843,7 @@ func (s *Store) leasedRows(ctx context.Context, tx *sql.Tx, q string, arg string
 	var out []leasedRow
 	for rows.Next() {
 		var r leasedRow
-		if err := rows.Scan((*int64Col)(&r.seq), &r.lease, &r.batch, &r.ev, &r.status, (*intCol)(&r.attempts),
+		if err := rows.Scan((*int64Col)(&r.seq), &r.lease, &r.batch, &r.ev, (*boolCol)(&r.pending), (*intCol)(&r.attempts),
 			(*boolCol)(&r.replayed), (*boolCol)(&r.waiting)); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
