@@ -143,14 +143,14 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	}
 	blob := make([]byte, 0, size) // the payloads, one after the other
 	var (
-		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
-		ends                            = make([]int32, 0, len(es)) // where each payload ends in blob
-		times, recorded                 = make([]time.Time, 0, len(es)), make([]time.Time, 0, len(es))
-		live                            = make([]int32, 0, len(es))
-		dEvent                          []int64
-		dIDs, dHooks                    []string
-		dBatch                          []int32
-		dNext, dCreated                 []time.Time
+		tenants, ids, tables, ops, keys = make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es))
+		ends                            = make([]int32Elem, 0, len(es)) // where each payload ends in blob
+		times, recorded                 = make([]timeElem, 0, len(es)), make([]timeElem, 0, len(es))
+		live                            = make([]int32Elem, 0, len(es))
+		dEvent                          []int64Elem
+		dIDs, dHooks                    []textElem
+		dBatch                          []int32Elem
+		dNext, dCreated                 []timeElem
 	)
 	for i, x := range es {
 		e := x.Event
@@ -169,22 +169,24 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 			first[k] = true
 		}
 		place = append(place, i)
-		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
+		tenants, ids, tables, ops, keys = append(tenants, textElem(e.Tenant)), append(ids, textElem(e.ID)), append(tables, textElem(e.Table)), append(ops, textElem(e.Op)), append(keys, textElem(e.Key))
 		blob = append(blob, e.Payload...)
-		times, ends = append(times, e.Time), append(ends, int32(len(blob)))
-		recorded, live = append(recorded, eventCreatedAt(e)), append(live, int32(len(x.Deliveries)))
+		times, ends = append(times, timeElem(e.Time)), append(ends, int32Elem(len(blob)))
+		recorded, live = append(recorded, timeElem(eventCreatedAt(e))), append(live, int32Elem(len(x.Deliveries)))
 		for _, d := range x.Deliveries {
-			dEvent = append(dEvent, int64(len(place)))
-			dIDs = append(dIDs, d.ID)
-			dHooks = append(dHooks, d.WebhookID)
-			dBatch = append(dBatch, int32(d.MaxBatch))
-			dNext = append(dNext, d.NextAttempt)
-			dCreated = append(dCreated, createdAt(d, e))
+			dEvent = append(dEvent, int64Elem(len(place)))
+			dIDs = append(dIDs, textElem(d.ID))
+			dHooks = append(dHooks, textElem(d.WebhookID))
+			dBatch = append(dBatch, int32Elem(d.MaxBatch))
+			dNext = append(dNext, timeElem(d.NextAttempt))
+			dCreated = append(dCreated, timeElem(createdAt(d, e)))
 		}
 	}
 	var made string
 	var queued int64
-	args := []any{tenants, ids, tables, ops, keys, times, ends, recorded, live, dEvent, dIDs, dHooks, dBatch, dNext, dCreated, blob}
+	args := []any{textArray(tenants), textArray(ids), textArray(tables), textArray(ops), textArray(keys), timeArray(times),
+		int32Array(ends), timeArray(recorded), int32Array(live), int64Array(dEvent), textArray(dIDs), textArray(dHooks),
+		int32Array(dBatch), timeArray(dNext), timeArray(dCreated), blob}
 	var err error
 	if inTx {
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
