@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -40,6 +39,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		codes        = make([]int32Elem, n)
 		latency      = make([]int64Elem, n)
 		headers      = make([][]byte, n)
+		hbuf         []byte
 		bodies       = make([]textElem, n)
 		errs         = make([]textElem, n)
 		versions     = make([]int64Elem, n)
@@ -68,11 +68,11 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 				attemptMIDs[i] = textElem(r.MessageID)
 			}
 			if a.RequestHeaders != nil {
-				b, err := json.Marshal(a.RequestHeaders)
-				if err != nil {
-					return fmt.Errorf("postgres: ack: %w", err)
-				}
-				headers[i] = b
+				// Every result's headers in one buffer: a slice of it stays
+				// as written when a later append moves the buffer.
+				start := len(hbuf)
+				hbuf = appendJSONObject(hbuf, a.RequestHeaders)
+				headers[i] = hbuf[start:len(hbuf):len(hbuf)]
 			}
 		}
 	}
