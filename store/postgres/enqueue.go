@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,7 +142,16 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	if size > math.MaxInt32 {
 		return nil, fmt.Errorf("postgres: enqueue %d events: more than 2 GiB of payloads in one call", len(es))
 	}
-	blob := make([]byte, 0, size) // the payloads, one after the other
+	// The payloads, one after the other, in a buffer kept for the next
+	// call: the statement has sent them when it returns.
+	var blob []byte
+	if size <= maxPooledBuf {
+		bp := s.blobs.get()
+		defer func() { *bp = blob[:0]; s.blobs.put(bp) }()
+		blob = slices.Grow(*bp, size)
+	} else {
+		blob = make([]byte, 0, size)
+	}
 	var (
 		tenants, ids, tables, ops, keys = make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es))
 		ends                            = make([]int32Elem, 0, len(es)) // where each payload ends in blob
@@ -188,9 +198,12 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 		int32Array(ends), timeArray(recorded), int32Array(live), int64Array(dEvent), textArray(dIDs), textArray(dHooks),
 		int32Array(dBatch), timeArray(dNext), timeArray(dCreated), blob}
 	var err error
-	if inTx {
+	switch {
+	case inTx:
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
-	} else {
+	case s.direct: // on the store's pool (see queryDirect)
+		made, queued, err = s.queryDirect(ctx, s.q.enqueueManyQ, args)
+	default:
 		err = q.queryRow(ctx, s.q.enqueueManyQ, args...).Scan(&made, &queued)
 	}
 	if err != nil {
