@@ -49,6 +49,16 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		valid        = make([]bool, n)
 		validResults int
 	)
+	hsize := 0 // the request headers' JSON, near enough
+	for _, r := range rs {
+		if a := r.Attempt; a != nil && a.RequestHeaders != nil {
+			hsize += 2
+			for k, v := range a.RequestHeaders {
+				hsize += len(k) + len(v) + 6
+			}
+		}
+	}
+	hbuf = make([]byte, 0, hsize)
 	for i, r := range rs {
 		l, anchor, err := parseLease(r.Lease)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -60,41 +59,42 @@ func directOK(cfg *pgx.ConnConfig) bool {
 
 var binaryParams = []int16{pgtype.BinaryFormatCode}
 
-// queryDirect runs sql, which returns one row of a text and a count, on a
-// connection of the pool as a prepared statement; the arguments are
-// encoded in binary into a pooled buffer, a []byte for a bytea parameter
-// sent as it is. A statement the server no longer knows (dropped by
+// queryDirect runs sql, which returns one row of two columns, on a
+// connection of the pool as a prepared statement, and returns the row's
+// values in text form. The arguments are encoded in binary into a pooled
+// buffer; a []byte for a bytea or json parameter, whose binary form is
+// its bytes, is sent as it is. A statement the server no longer knows (dropped by
 // DEALLOCATE or DISCARD), or whose plan no longer fits the tables, is
 // prepared again and run once more.
-func (s *Store) queryDirect(ctx context.Context, sql string, args []any) (text string, count int64, err error) {
+func (s *Store) queryDirect(ctx context.Context, sql string, args []any) (v0, v1 string, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return "", 0, err
+		return "", "", err
 	}
 	defer conn.Release()
 	c := conn.Conn()
 	for try := 0; ; try++ {
-		text, count, err = s.execDirect(ctx, c, sql, args)
+		v0, v1, err = s.execDirect(ctx, c, sql, args)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || (pgErr.Code != "26000" && pgErr.Code != "0A000") {
-			return text, count, err
+			return v0, v1, err
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		derr := c.Deallocate(dctx, sql)
 		cancel()
 		if derr != nil || try > 0 {
-			return text, count, err
+			return v0, v1, err
 		}
 	}
 }
 
-func (s *Store) execDirect(ctx context.Context, c *pgx.Conn, sql string, args []any) (text string, count int64, err error) {
+func (s *Store) execDirect(ctx context.Context, c *pgx.Conn, sql string, args []any) (v0, v1 string, err error) {
 	sd, err := c.Prepare(ctx, sql, sql)
 	if err != nil {
-		return "", 0, err
+		return "", "", err
 	}
 	if len(sd.ParamOIDs) != len(args) {
-		return "", 0, fmt.Errorf("statement has %d parameters, %d given", len(sd.ParamOIDs), len(args))
+		return "", "", fmt.Errorf("statement has %d parameters, %d given", len(sd.ParamOIDs), len(args))
 	}
 	bp := s.params.get()
 	defer s.params.put(bp)
@@ -103,14 +103,14 @@ func (s *Store) execDirect(ctx context.Context, c *pgx.Conn, sql string, args []
 	vals := make([][]byte, len(args))
 	spans := make([][2]int, len(args)) // where each encoded value lies in buf; [0, -1]: NULL or given as is
 	for i, a := range args {
-		if b, ok := a.([]byte); ok && sd.ParamOIDs[i] == pgtype.ByteaOID {
+		if b, ok := a.([]byte); ok && (sd.ParamOIDs[i] == pgtype.ByteaOID || sd.ParamOIDs[i] == pgtype.JSONOID) {
 			vals[i], spans[i] = b, [2]int{0, -1}
 			continue
 		}
 		start := len(buf)
 		nb, err := m.Encode(sd.ParamOIDs[i], pgtype.BinaryFormatCode, a, buf)
 		if err != nil {
-			return "", 0, err
+			return "", "", err
 		}
 		if nb == nil {
 			spans[i] = [2]int{0, -1}
@@ -128,18 +128,16 @@ func (s *Store) execDirect(ctx context.Context, c *pgx.Conn, sql string, args []
 	rr := c.PgConn().ExecStatement(ctx, sd, vals, binaryParams, nil)
 	rows := 0
 	for rr.NextRow() {
-		v := rr.Values()
-		rows++
-		if len(v) == 2 && err == nil {
-			text = string(v[0])
-			count, err = strconv.ParseInt(string(v[1]), 10, 64)
+		if v := rr.Values(); len(v) == 2 {
+			v0, v1 = string(v[0]), string(v[1])
 		}
+		rows++
 	}
-	if _, cerr := rr.Close(); cerr != nil {
-		return "", 0, cerr
+	if _, err := rr.Close(); err != nil {
+		return "", "", err
 	}
-	if err == nil && rows != 1 {
-		err = fmt.Errorf("statement returned %d rows, want 1", rows)
+	if rows != 1 {
+		return "", "", fmt.Errorf("statement returned %d rows, want 1", rows)
 	}
-	return text, count, err
+	return v0, v1, nil
 }

@@ -78,9 +78,16 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 		d := ds[0]
 		args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), eventCreatedAt(e),
 			d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)}
-		if inTx {
+		switch {
+		case inTx:
 			err = q.queryRow(ctx, s.q.enqueueOne, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
-		} else {
+		case s.direct: // on the store's pool (see queryDirect)
+			var v0, v1 string
+			if v0, v1, err = s.queryDirect(ctx, s.q.enqueueOneQ, args); err == nil {
+				made = v0 == "t"
+				queued, err = strconv.ParseInt(v1, 10, 64)
+			}
+		default:
 			err = q.queryRow(ctx, s.q.enqueueOneQ, args...).Scan(&made, &queued)
 		}
 		return s.enqueued(e, made, queued, inTx, err)
@@ -202,7 +209,10 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	case inTx:
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
 	case s.direct: // on the store's pool (see queryDirect)
-		made, queued, err = s.queryDirect(ctx, s.q.enqueueManyQ, args)
+		var n string
+		if made, n, err = s.queryDirect(ctx, s.q.enqueueManyQ, args); err == nil {
+			queued, err = strconv.ParseInt(n, 10, 64)
+		}
 	default:
 		err = q.queryRow(ctx, s.q.enqueueManyQ, args...).Scan(&made, &queued)
 	}
