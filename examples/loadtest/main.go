@@ -2,9 +2,12 @@
 // machine: plain net/http POSTs of the same signed JSON body to the same
 // loopback receiver, at the same concurrency, in the same run.
 //
-//	go run ./examples/loadtest                     # memory store, concurrency 1, 8, 64
-//	go run ./examples/loadtest -stores memory,sqlite,postgres -duration 5s -rounds 5 -json
+//	go run ./examples/loadtest                     # every store, concurrency 1, 8, 64
+//	go run ./examples/loadtest -stores memory -duration 5s -rounds 5 -json
 //
+// By default herald runs on the memory store, then SQLite, then Postgres
+// where HERALD_TEST_POSTGRES_URL names a server (a fresh schema, dropped
+// afterwards); without it the Postgres scenario is skipped, and says so.
 // For each concurrency it runs the baseline and herald on each store in
 // turns (-rounds of them, interleaved, so a change of load on a shared
 // machine hits both alike) and reports, per scenario, the median round:
@@ -115,7 +118,8 @@ func main() {
 	flag.IntVar(&o.Payload, "payload", 1024, "approximate bytes of record data per change")
 	flag.IntVar(&o.Webhooks, "webhooks", 1, "webhooks on the changed table; those beyond -fanout have a condition the changes fail")
 	flag.IntVar(&o.Fanout, "fanout", 1, "webhooks (of -webhooks) each change matches and is delivered to")
-	flag.StringVar(&stores, "stores", "memory", "comma-separated stores: "+strings.Join(storeNames(), ", "))
+	flag.StringVar(&stores, "stores", "memory,sqlite,postgres",
+		"comma-separated stores: "+strings.Join(storeNames(), ", ")+"; postgres runs where "+postgresURLEnv+" is set")
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	flag.IntVar(&o.Burst, "burst", 0, "also run each store as a burst: this many changes published by c goroutines without waiting, delivered by c workers")
