@@ -280,7 +280,7 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 // characters, quotes, backslashes, HTML's <, > and &, anything beyond
 // ASCII that encoding/json might escape or replace) go to encoding/json.
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	for i := plainPrefix(s); i < len(s); i++ {
 		c := s[i]
 		if plainByte[c] {
 			continue
@@ -298,6 +298,31 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainPrefix returns how many of s's leading bytes, in whole words of 8,
+// are plain (plainByte): record values are mostly plain ASCII, and testing
+// 8 bytes at once costs a third of looking each up. The byte loop takes
+// the rest.
+func plainPrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; len(s)-i >= 8; i += 8 {
+		t := s[i : i+8]
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		// With every byte below 0x80, (v - n*ones) &^ v has a high bit
+		// set if and only if some byte of v is below n: a byte below
+		// 0x20, or a zero byte where w is XORed with a byte to escape.
+		// '"' and '&' differ in one bit only, and so do '<' and '>':
+		// with that bit set in w, one XOR finds either of a pair.
+		qa, lg, bs := (w|0x04*ones)^'&'*ones, (w|0x02*ones)^'>'*ones, w^'\\'*ones
+		bad := w | (w-0x20*ones)&^w | (qa-ones)&^qa | (lg-ones)&^lg | (bs-ones)&^bs
+		if bad&highs != 0 {
+			break // or a byte beyond ASCII, which w itself flags
+		}
+	}
+	return i
 }
 
 func appendMarshaledString(b []byte, s string) []byte {

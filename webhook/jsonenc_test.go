@@ -185,3 +185,28 @@ func TestEnvelopeHeadTypes(t *testing.T) {
 		assert.Equal(t, "msg_1", v.ID)
 	}
 }
+
+// TestAppendStringEveryByteEverywhere: a string of plain bytes with one
+// byte of every value put at every position, across the word boundaries
+// the encoder tests 8 bytes at a time, is written as encoding/json writes
+// it; so are strings of two such bytes.
+func TestAppendStringEveryByteEverywhere(t *testing.T) {
+	t.Parallel()
+	for n := 1; n <= 20; n++ {
+		for at := range n {
+			for c := range 256 {
+				s := []byte(strings.Repeat("a", n))
+				s[at] = byte(c)
+				want, _ := json.Marshal(string(s))
+				if got := appendString(nil, string(s)); string(got) != string(want) {
+					t.Fatalf("%q: encoding/json %s, ours %s", s, want, got)
+				}
+				s[n-1-at] = byte(255 - c)
+				want, _ = json.Marshal(string(s))
+				if got := appendString(nil, string(s)); string(got) != string(want) {
+					t.Fatalf("%q: encoding/json %s, ours %s", s, want, got)
+				}
+			}
+		}
+	}
+}

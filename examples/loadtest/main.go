@@ -2,15 +2,23 @@
 // machine: plain net/http POSTs of the same signed JSON body to the same
 // loopback receiver, at the same concurrency, in the same run.
 //
-//	go run ./examples/loadtest                     # memory store, concurrency 1, 8, 64
-//	go run ./examples/loadtest -stores memory,sqlite,postgres -duration 5s -rounds 5 -json
+//	go run ./examples/loadtest                     # every store, concurrency 1, 8, 64
+//	go run ./examples/loadtest -stores memory -duration 5s -rounds 5 -json
 //
+// By default herald runs on the memory store, then SQLite, then Postgres
+// where HERALD_TEST_POSTGRES_URL names a server (a fresh schema, dropped
+// afterwards); without it the Postgres scenario is skipped, and says so.
 // For each concurrency it runs the baseline and herald on each store in
 // turns (-rounds of them, interleaved, so a change of load on a shared
 // machine hits both alike) and reports, per scenario, the median round:
 // deliveries per second, the ratio to the baseline of the same round,
-// latency p50/p99, CPU time, allocations and bytes per delivery, and the
-// peak heap.
+// latency p50/p99, CPU time, allocations and bytes per delivery, the
+// peak heap, and the receiver process's CPU time per delivery.
+//
+// The receiver shares the machine's cores with the side under test, so the
+// throughput ratio herald can reach is bounded by CPU per delivery:
+// (baseline + receiver) / (herald + receiver). The receiver column makes
+// that bound computable from one run.
 //
 // The baseline is a closed loop of c goroutines each sending one signed
 // POST after the other over keep-alive connections (MaxIdleConnsPerHost
@@ -88,6 +96,10 @@ type result struct {
 	P99Micros      float64 `json:"p99_us"`
 	CPUMicrosPerDl float64 `json:"cpu_us_per_delivery"`
 	GCMicrosPerDl  float64 `json:"gc_cpu_us_per_delivery"` // the runtime's estimate, within cpu_us_per_delivery
+	// ReceiverMicros is the receiver process's CPU per delivery: the
+	// machine's two sides share its cores, so the ratio herald can reach
+	// is (baseline + receiver) / (herald + receiver), in CPU per delivery.
+	ReceiverMicros float64 `json:"receiver_cpu_us_per_delivery,omitempty"`
 	AllocsPerDlv   float64 `json:"allocs_per_delivery"`
 	BytesPerDlv    float64 `json:"bytes_per_delivery"`
 	PeakHeapMiB    float64 `json:"peak_heap_mib"`
@@ -106,7 +118,8 @@ func main() {
 	flag.IntVar(&o.Payload, "payload", 1024, "approximate bytes of record data per change")
 	flag.IntVar(&o.Webhooks, "webhooks", 1, "webhooks on the changed table; those beyond -fanout have a condition the changes fail")
 	flag.IntVar(&o.Fanout, "fanout", 1, "webhooks (of -webhooks) each change matches and is delivered to")
-	flag.StringVar(&stores, "stores", "memory", "comma-separated stores: "+strings.Join(storeNames(), ", "))
+	flag.StringVar(&stores, "stores", "memory,sqlite,postgres",
+		"comma-separated stores: "+strings.Join(storeNames(), ", ")+"; postgres runs where "+postgresURLEnv+" is set")
 	flag.StringVar(&o.Receiver, "receiver", "process", `where the receiver runs: "process" (a second process) or "inproc"`)
 	flag.BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	flag.IntVar(&o.Burst, "burst", 0, "also run each store as a burst: this many changes published by c goroutines without waiting, delivered by c workers")
@@ -190,6 +203,8 @@ func run(ctx context.Context, o options, log io.Writer) ([]result, error) {
 		return nil, err
 	}
 	defer rcv.close()
+	receiverCPU = rcv.cpu
+	defer func() { receiverCPU = nil }()
 	skipped := map[string]bool{}
 	var out []result
 	for _, c := range o.Concurrency {
@@ -328,12 +343,17 @@ func changeRecords(n int) (old, new map[string]any) {
 	return old, new
 }
 
+// receiverCPU tells the CPU seconds the receiver's process has used; nil
+// when it is not measured (the receiver runs in this process).
+var receiverCPU func() float64
+
 // meter measures CPU time, allocations, bytes and the peak heap over a
-// scenario. It reads runtime/metrics, which does not stop the world.
+// scenario, and the receiver's CPU time. It reads runtime/metrics, which
+// does not stop the world.
 type meter struct {
-	cpu, gc, allocs, bytes float64
-	peak                   atomic.Uint64
-	stop, done             chan struct{}
+	cpu, gc, allocs, bytes, rcv float64
+	peak                        atomic.Uint64
+	stop, done                  chan struct{}
 }
 
 var meterMetrics = []string{"/gc/heap/allocs:objects", "/gc/heap/tiny/allocs:objects", "/gc/heap/allocs:bytes",
@@ -361,6 +381,9 @@ func startMeter() *meter {
 	m := &meter{stop: make(chan struct{}), done: make(chan struct{})}
 	runtime.GC()
 	m.cpu = cpuSeconds()
+	if receiverCPU != nil {
+		m.rcv = receiverCPU()
+	}
 	m.allocs, m.bytes, _, m.gc = readMetrics()
 	go func() {
 		defer close(m.done)
@@ -385,6 +408,9 @@ func (m *meter) finish(r *result) {
 	<-m.done
 	cpu := cpuSeconds()
 	allocs, bytes, heap, gc := readMetrics()
+	if receiverCPU != nil && r.Deliveries > 0 {
+		r.ReceiverMicros = (receiverCPU() - m.rcv) * 1e6 / float64(r.Deliveries)
+	}
 	if r.Deliveries > 0 {
 		r.CPUMicrosPerDl = (cpu - m.cpu) * 1e6 / float64(r.Deliveries)
 		r.GCMicrosPerDl = (gc - m.gc) * 1e6 / float64(r.Deliveries)
@@ -644,10 +670,14 @@ func report(w io.Writer, o options, rs []result) error {
 		return enc.Encode(rs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tof it gc\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
+	fmt.Fprintf(tw, "scenario\tstore\tconc\tdeliveries/s\tratio\tp50 µs\tp99 µs\tcpu µs/dlv\tof it gc\treceiver µs/dlv\tallocs/dlv\tbytes/dlv\tpeak heap MiB\t\n")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
-			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.GCMicrosPerDl, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
+		rcv := "-"
+		if r.ReceiverMicros > 0 {
+			rcv = strconv.FormatFloat(r.ReceiverMicros, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%.0f\t%.0f\t%.1f\t\n", r.Scenario, r.Store, r.Concurrency,
+			r.PerSecond, r.Ratio, r.P50Micros, r.P99Micros, r.CPUMicrosPerDl, r.GCMicrosPerDl, rcv, r.AllocsPerDlv, r.BytesPerDlv, r.PeakHeapMiB)
 	}
 	fmt.Fprintf(tw, "\nreceiver: %s; %d round(s) of %v per scenario, median shown; %d CPUs, %s\n",
 		o.Receiver, o.Rounds, o.Duration, runtime.NumCPU(), runtime.Version())

@@ -51,6 +51,11 @@ func TestLoadtestRuns(t *testing.T) {
 				if r.P50Micros <= 0 || r.P99Micros < r.P50Micros {
 					t.Errorf("%s/%s at %d: latencies %v/%v", r.Scenario, r.Store, r.Concurrency, r.P50Micros, r.P99Micros)
 				}
+				// The receiver's CPU is measured where it runs apart,
+				// and where this platform measures CPU time at all.
+				if measured := where == "process" && cpuSeconds() > 0; measured != (r.ReceiverMicros > 0) {
+					t.Errorf("%s/%s at %d: receiver CPU %v µs per delivery", r.Scenario, r.Store, r.Concurrency, r.ReceiverMicros)
+				}
 				if r.Scenario == "burst" {
 					bursts++
 					// 30 changes in all, rounded up to a whole number per

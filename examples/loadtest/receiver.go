@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,6 +23,9 @@ const receiverEnv = "HERALD_LOADTEST_RECEIVER"
 type receiver struct {
 	url   string
 	close func()
+	// cpu returns the CPU time, in seconds, the receiver's process has
+	// used; nil when the receiver runs in this process.
+	cpu func() float64
 }
 
 // handler answers every request 204 after reading its body: the cheapest
@@ -58,7 +63,8 @@ func startReceiverHere() (*receiver, error) {
 }
 
 // serveReceiver is the child's side: it serves on loopback, writes its URL
-// on out, and stops when in ends (the parent closed it, or died).
+// on out, answers each line on in with the CPU seconds it has used, and
+// stops when in ends (the parent closed it, or died).
 func serveReceiver(in io.Reader, out io.Writer) int {
 	ln, srv, err := listen()
 	if err != nil {
@@ -67,7 +73,10 @@ func serveReceiver(in io.Reader, out io.Writer) int {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(out, "http://%s/hook\n", ln.Addr())
-	_, _ = io.Copy(io.Discard, in)
+	lines := bufio.NewScanner(in)
+	for lines.Scan() {
+		fmt.Fprintf(out, "%.6f\n", cpuSeconds())
+	}
 	_ = srv.Close()
 	return 0
 }
@@ -103,10 +112,25 @@ func startReceiverProcess() (*receiver, error) {
 			<-done
 		}
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	answers := bufio.NewReader(stdout)
+	line, err := answers.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "http://") {
 		stop()
 		return nil, errors.Join(errors.New("the receiver process did not start"), err)
 	}
-	return &receiver{url: strings.TrimSpace(line), close: stop}, nil
+	var mu sync.Mutex
+	cpu := func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := io.WriteString(stdin, "\n"); err != nil {
+			return 0
+		}
+		line, err := answers.ReadString('\n')
+		if err != nil {
+			return 0
+		}
+		s, _ := strconv.ParseFloat(strings.TrimSpace(line), 64)
+		return s
+	}
+	return &receiver{url: strings.TrimSpace(line), close: stop, cpu: cpu}, nil
 }

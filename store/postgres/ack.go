@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,48 +28,61 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	}
 	n := len(rs)
 	var (
-		leases       = make([][16]byte, n)
-		anchors      = make([]int64, n)
-		mids         = make([]string, n)
-		outcomes     = make([]int32, n)
-		nows         = make([]time.Time, n)
-		next         = make([]time.Time, n)
-		reasons      = make([]string, n)
+		leases       = make([]uuidElem, n)
+		anchors      = make([]int64Elem, n)
+		mids         = make([]textElem, n)
+		outcomes     = make([]int32Elem, n)
+		nows         = make([]timeElem, n)
+		next         = make([]timeElem, n)
+		reasons      = make([]textElem, n)
 		has          = make([]bool, n)
-		codes        = make([]int32, n)
-		latency      = make([]int64, n)
+		codes        = make([]int32Elem, n)
+		latency      = make([]int64Elem, n)
 		headers      = make([][]byte, n)
-		bodies       = make([]string, n)
-		errs         = make([]string, n)
-		versions     = make([]int64, n)
-		ats          = make([]time.Time, n)
-		attemptMIDs  = make([]string, n)
+		hbuf         []byte
+		bodies       = make([]textElem, n)
+		errs         = make([]textElem, n)
+		versions     = make([]int64Elem, n)
+		ats          = make([]timeElem, n)
+		attemptMIDs  = make([]textElem, n)
 		lost         []string
 		valid        = make([]bool, n)
 		validResults int
 	)
+	hsize := 0 // the request headers' JSON, near enough
+	for _, r := range rs {
+		if a := r.Attempt; a != nil && a.RequestHeaders != nil {
+			hsize += 2
+			for k, v := range a.RequestHeaders {
+				hsize += len(k) + len(v) + 6
+			}
+		}
+	}
+	hbuf = make([]byte, 0, hsize)
 	for i, r := range rs {
 		l, anchor, err := parseLease(r.Lease)
 		if err != nil {
 			lost = append(lost, r.MessageID) // not a lease this store gave out
 			continue
 		}
-		anchors[i] = anchor
+		anchors[i] = int64Elem(anchor)
 		valid[i] = true
 		validResults++
-		leases[i], mids[i], outcomes[i], nows[i], next[i], reasons[i] = l, r.MessageID, int32(r.Outcome), r.Now, r.NextAttempt, r.Error
+		leases[i], mids[i], outcomes[i] = uuidElem(l), textElem(r.MessageID), int32Elem(r.Outcome)
+		nows[i], next[i], reasons[i] = timeElem(r.Now), timeElem(r.NextAttempt), textElem(r.Error)
 		if a := r.Attempt; a != nil {
-			has[i], codes[i], latency[i], bodies[i], errs[i], versions[i], ats[i] = true, int32(a.StatusCode), int64(a.Latency), a.ResponseBody, a.Error, a.WebhookVersion, a.At
-			attemptMIDs[i] = a.MessageID
+			has[i], codes[i], latency[i] = true, int32Elem(a.StatusCode), int64Elem(a.Latency)
+			bodies[i], errs[i], versions[i], ats[i] = textElem(a.ResponseBody), textElem(a.Error), int64Elem(a.WebhookVersion), timeElem(a.At)
+			attemptMIDs[i] = textElem(a.MessageID)
 			if attemptMIDs[i] == "" {
-				attemptMIDs[i] = r.MessageID
+				attemptMIDs[i] = textElem(r.MessageID)
 			}
 			if a.RequestHeaders != nil {
-				b, err := json.Marshal(a.RequestHeaders)
-				if err != nil {
-					return fmt.Errorf("postgres: ack: %w", err)
-				}
-				headers[i] = b
+				// Every result's headers in one buffer: a slice of it stays
+				// as written when a later append moves the buffer.
+				start := len(hbuf)
+				hbuf = appendJSONObject(hbuf, a.RequestHeaders)
+				headers[i] = hbuf[start:len(hbuf):len(hbuf)]
 			}
 		}
 	}
@@ -79,7 +91,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		has, codes, latency, headers, bodies, errs = keep(has, valid), keep(codes, valid), keep(latency, valid), keep(headers, valid), keep(bodies, valid), keep(errs, valid)
 		versions, ats, attemptMIDs, anchors = keep(versions, valid), keep(ats, valid), keep(attemptMIDs, valid), keep(anchors, valid)
 	}
-	recorded := map[[16]byte]bool{}
+	recorded := map[uuidElem]bool{}
 	if len(leases) > 0 {
 		// One round trip, one transaction: the two statements each with a
 		// snapshot of its own. (Should one fail, the server skips the rest;
@@ -87,9 +99,10 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(s.q.ackSettings)
-		b.Queue(s.q.ack, leases, mids, outcomes, nows, next, reasons, has, codes, latency, headers,
-			bodies, errs, versions, ats, attemptMIDs, anchors)
-		b.Queue(s.q.promote, anchors)
+		b.Queue(s.q.ack, uuidArray(leases), textArray(mids), int32Array(outcomes), timeArray(nows), timeArray(next),
+			textArray(reasons), has, int32Array(codes), int64Array(latency), headers, textArray(bodies), textArray(errs),
+			int64Array(versions), timeArray(ats), textArray(attemptMIDs), int64Array(anchors))
+		b.Queue(s.q.promote, int64Array(anchors))
 		b.Queue("COMMIT")
 		br := s.pool.SendBatch(ctx, b)
 		err := func() error {
@@ -132,7 +145,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 	}
 	for i, l := range leases {
 		if !recorded[l] {
-			lost = append(lost, mids[i])
+			lost = append(lost, string(mids[i]))
 		}
 	}
 	if len(lost) > 0 {

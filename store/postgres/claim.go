@@ -207,14 +207,21 @@ func (p *picked) read(rows pgx.Rows, err error) error {
 		p.seen = map[int64]bool{}
 	}
 	base, last := p.maxLine, int64(-1)
+	// One set of destinations for every row (a set per row cost seven
+	// allocations a delivery), cleared before each; the values are copied
+	// out of them.
+	var (
+		line    int64
+		l       string
+		payload []byte
+		d       store.Delivery
+		e       store.Event
+	)
+	dst := append([]any{&line, &d.Seq, &p.filed, &l}, deliveryDest(&d)...)
+	dst = append(dst, &e.Table, &e.Op, &e.Time, &payload)
 	for rows.Next() {
-		var line int64
-		var l string
-		var payload []byte
-		var d store.Delivery
-		var e store.Event
-		dst := append([]any{&line, &d.Seq, &p.filed, &l}, deliveryDest(&d)...)
-		if err := rows.Scan(append(dst, &e.Table, &e.Op, &e.Time, &payload)...); err != nil {
+		line, l, payload, d, e = 0, "", nil, store.Delivery{}, store.Event{}
+		if err := rows.Scan(dst...); err != nil {
 			return err
 		}
 		if line == 0 || p.seen[d.Seq] {
@@ -229,7 +236,8 @@ func (p *picked) read(rows pgx.Rows, err error) error {
 		p.maxLine = max(p.maxLine, x.line)
 		if l == "" {
 			if d.BatchID != "" {
-				x.batchID = &d.BatchID
+				id := d.BatchID // d is scanned into again
+				x.batchID = &id
 			}
 			p.cands = append(p.cands, x)
 			continue
@@ -451,12 +459,15 @@ func (s *Store) lease(ctx context.Context, tx *pgx.Conn, c store.Claim, seqs []i
 	}
 	byLease := map[string][]member{}
 	var order []string
+	var (
+		l       string
+		m       member
+		payload []byte
+	)
+	dst := append([]any{&l}, deliveryDest(&m.d)...)
+	dst = append(dst, &m.e.Table, &m.e.Op, &m.e.Time, &payload)
 	for rows.Next() {
-		var l string
-		var m member
-		var payload []byte
-		dst := append([]any{&l}, deliveryDest(&m.d)...)
-		dst = append(dst, &m.e.Table, &m.e.Op, &m.e.Time, &payload)
+		l, m, payload = "", member{}, nil
 		if err := rows.Scan(dst...); err != nil {
 			rows.Close()
 			return nil, err

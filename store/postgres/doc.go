@@ -214,6 +214,13 @@
 //     alone, so one call's bad data fails that call only. With many
 //     publishers the commits were most of what publishing cost the
 //     database.
+//   - Enqueues outside a transaction run on the store's pool as prepared
+//     statements of the connection, their parameters encoded into
+//     buffers the store reuses (the payloads are tens of kilobytes a
+//     shared statement). That path is taken when the pool's connections
+//     prepare and cache statements (pgx's default
+//     QueryExecModeCacheStatement) and no tracer is set on them; otherwise
+//     enqueues go through pgx's query methods like every other statement.
 //   - Claims and acks are batched by the dispatcher (up to Config.Workers
 //     messages per claim, whatever arrived meanwhile per ack), which is
 //     what keeps commits per delivery low.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,9 +78,16 @@ func (s *Store) enqueue(ctx context.Context, q querier, e store.Event, ds []stor
 		d := ds[0]
 		args := []any{e.Tenant, e.ID, e.Table, e.Op, e.Key, e.Time, []byte(e.Payload), eventCreatedAt(e),
 			d.ID, d.WebhookID, int32(d.MaxBatch), d.NextAttempt, createdAt(d, e)}
-		if inTx {
+		switch {
+		case inTx:
 			err = q.queryRow(ctx, s.q.enqueueOne, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
-		} else {
+		case s.direct: // on the store's pool (see queryDirect)
+			var v0, v1 string
+			if v0, v1, err = s.queryDirect(ctx, s.q.enqueueOneQ, args); err == nil {
+				made = v0 == "t"
+				queued, err = strconv.ParseInt(v1, 10, 64)
+			}
+		default:
 			err = q.queryRow(ctx, s.q.enqueueOneQ, args...).Scan(&made, &queued)
 		}
 		return s.enqueued(e, made, queued, inTx, err)
@@ -141,16 +149,25 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 	if size > math.MaxInt32 {
 		return nil, fmt.Errorf("postgres: enqueue %d events: more than 2 GiB of payloads in one call", len(es))
 	}
-	blob := make([]byte, 0, size) // the payloads, one after the other
+	// The payloads, one after the other, in a buffer kept for the next
+	// call: the statement has sent them when it returns.
+	var blob []byte
+	if size <= maxPooledBuf {
+		bp := s.blobs.get()
+		defer func() { *bp = blob[:0]; s.blobs.put(bp) }()
+		blob = slices.Grow(*bp, size)
+	} else {
+		blob = make([]byte, 0, size)
+	}
 	var (
-		tenants, ids, tables, ops, keys = make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es)), make([]string, 0, len(es))
-		ends                            = make([]int32, 0, len(es)) // where each payload ends in blob
-		times, recorded                 = make([]time.Time, 0, len(es)), make([]time.Time, 0, len(es))
-		live                            = make([]int32, 0, len(es))
-		dEvent                          []int64
-		dIDs, dHooks                    []string
-		dBatch                          []int32
-		dNext, dCreated                 []time.Time
+		tenants, ids, tables, ops, keys = make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es)), make([]textElem, 0, len(es))
+		ends                            = make([]int32Elem, 0, len(es)) // where each payload ends in blob
+		times, recorded                 = make([]timeElem, 0, len(es)), make([]timeElem, 0, len(es))
+		live                            = make([]int32Elem, 0, len(es))
+		dEvent                          []int64Elem
+		dIDs, dHooks                    []textElem
+		dBatch                          []int32Elem
+		dNext, dCreated                 []timeElem
 	)
 	for i, x := range es {
 		e := x.Event
@@ -169,26 +186,34 @@ func (s *Store) enqueueMany(ctx context.Context, q querier, es []store.EventWith
 			first[k] = true
 		}
 		place = append(place, i)
-		tenants, ids, tables, ops, keys = append(tenants, e.Tenant), append(ids, e.ID), append(tables, e.Table), append(ops, e.Op), append(keys, e.Key)
+		tenants, ids, tables, ops, keys = append(tenants, textElem(e.Tenant)), append(ids, textElem(e.ID)), append(tables, textElem(e.Table)), append(ops, textElem(e.Op)), append(keys, textElem(e.Key))
 		blob = append(blob, e.Payload...)
-		times, ends = append(times, e.Time), append(ends, int32(len(blob)))
-		recorded, live = append(recorded, eventCreatedAt(e)), append(live, int32(len(x.Deliveries)))
+		times, ends = append(times, timeElem(e.Time)), append(ends, int32Elem(len(blob)))
+		recorded, live = append(recorded, timeElem(eventCreatedAt(e))), append(live, int32Elem(len(x.Deliveries)))
 		for _, d := range x.Deliveries {
-			dEvent = append(dEvent, int64(len(place)))
-			dIDs = append(dIDs, d.ID)
-			dHooks = append(dHooks, d.WebhookID)
-			dBatch = append(dBatch, int32(d.MaxBatch))
-			dNext = append(dNext, d.NextAttempt)
-			dCreated = append(dCreated, createdAt(d, e))
+			dEvent = append(dEvent, int64Elem(len(place)))
+			dIDs = append(dIDs, textElem(d.ID))
+			dHooks = append(dHooks, textElem(d.WebhookID))
+			dBatch = append(dBatch, int32Elem(d.MaxBatch))
+			dNext = append(dNext, timeElem(d.NextAttempt))
+			dCreated = append(dCreated, timeElem(createdAt(d, e)))
 		}
 	}
 	var made string
 	var queued int64
-	args := []any{tenants, ids, tables, ops, keys, times, ends, recorded, live, dEvent, dIDs, dHooks, dBatch, dNext, dCreated, blob}
+	args := []any{textArray(tenants), textArray(ids), textArray(tables), textArray(ops), textArray(keys), timeArray(times),
+		int32Array(ends), timeArray(recorded), int32Array(live), int64Array(dEvent), textArray(dIDs), textArray(dHooks),
+		int32Array(dBatch), timeArray(dNext), timeArray(dCreated), blob}
 	var err error
-	if inTx {
+	switch {
+	case inTx:
 		err = q.queryRow(ctx, s.q.enqueueMany, append(args, notifyChannel, s.schema)...).Scan(&made, &queued)
-	} else {
+	case s.direct: // on the store's pool (see queryDirect)
+		var n string
+		if made, n, err = s.queryDirect(ctx, s.q.enqueueManyQ, args); err == nil {
+			queued, err = strconv.ParseInt(n, 10, 64)
+		}
+	default:
 		err = q.queryRow(ctx, s.q.enqueueManyQ, args...).Scan(&made, &queued)
 	}
 	if err != nil {

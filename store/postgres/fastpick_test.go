@@ -104,3 +104,39 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestFastPickSkipsHeadLookupsWithoutHeads checks that while no record
+// has a head (every delivery so far succeeded), the small claim statement
+// looks for heads once, not once per due delivery.
+func TestFastPickSkipsHeadLookupsWithoutHeads(t *testing.T) {
+	t.Parallel()
+	pool := postgrestest.Pool(t, 2)
+	s := postgrestest.NewStore(t, pool)
+	ctx := t.Context()
+	t0 := webhooktest.Epoch
+	for _, sql := range []string{
+		`INSERT INTO {schema}.events (tenant, id, table_name, op, key, time, payload)
+		 SELECT '', 'e' || g, 'employee', 'UPDATE', 'K' || g, $1, '{}' FROM generate_series(1, 20) g`,
+		`INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, next_attempt, created_at, updated_at)
+		 SELECT 'd' || g, 'wh', '', 'K' || g, 'e' || g, $1, $1, $1 FROM generate_series(1, 20) g`,
+	} {
+		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), t0)
+		require.NoError(t, err)
+	}
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	lines, err := pgx.CollectRows(must(tx.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) "+s.PickFastSQL(), t0, 100, 100, []int64{}, t0.Add(time.Minute))),
+		pgx.RowTo[string])
+	require.NoError(t, err)
+	plan := strings.Join(lines, "\n")
+	var probes []string
+	for _, l := range lines {
+		if strings.Contains(l, "deliveries_head") {
+			probes = append(probes, strings.TrimSpace(l))
+		}
+	}
+	require.Len(t, probes, 2, plan)
+	assert.Contains(t, probes[0]+probes[1], "loops=1)", "the one look for any head\n%s", plan)
+	assert.Contains(t, probes[0]+probes[1], "never executed", "the lookups by record\n%s", plan)
+}

@@ -268,15 +268,19 @@ func fastPickSQL() string {
 -- deliveries or a head would need pickSQL's reading of the line. (Each
 -- lookup is a subquery with a LIMIT, so that it stays one index probe
 -- per row: as NOT EXISTS, it may become a hash of every head there is.)
+-- Heads are looked for record by record only when the snapshot holds any
+-- (one probe of a small index, as in pickSQL): while deliveries succeed,
+-- there are none, and the probe per row is saved.
 decided AS MATERIALIZED (
     SELECT u.seq, u.turn, u.next_attempt,
            u.max_batch <= 1 AND u.batch_id IS NULL AND (u.phase = 3 OR (u.phase = 0
              AND (SELECT 1 FROM {schema}.deliveries x
                   WHERE x.webhook_id = u.webhook_id AND x.tenant = u.tenant AND x.key = u.key
                     AND x.phase = 0 AND x.seq <> u.seq LIMIT 1) IS NULL
-             AND (SELECT 1 FROM {schema}.deliveries x
-                  WHERE x.webhook_id = u.webhook_id AND x.tenant = u.tenant AND x.key = u.key
-                    AND x.phase = 1 LIMIT 1) IS NULL)) AS alone
+             AND ((SELECT true FROM {schema}.deliveries WHERE phase = 1 ORDER BY webhook_id, tenant, key, seq LIMIT 1) IS NULL
+                  OR (SELECT 1 FROM {schema}.deliveries x
+                      WHERE x.webhook_id = u.webhook_id AND x.tenant = u.tenant AND x.key = u.key
+                        AND x.phase = 1 LIMIT 1) IS NULL))) AS alone
     FROM due u
 ),
 take AS MATERIALIZED (

@@ -65,6 +65,9 @@ type Store struct {
 	wakeTag     string      // the payload of this store's own wake-ups
 	fullClaims  atomic.Bool // the last claim's fast pick left work undecided: skip it once
 	combine     combiner
+	direct      bool    // combined enqueues run through queryDirect
+	params      bufPool // queryDirect's parameter buffers
+	blobs       bufPool // the combined enqueue's payload buffers
 }
 
 // New returns a store that keeps its tables in opts.Schema of pool's
@@ -96,6 +99,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		migrateLock: lockKey("migrate", opts.Schema),
 		log:         opts.Logger,
 		wakeTag:     opts.Schema + "\n" + rand.Text(),
+		direct:      directOK(pool.Config().ConnConfig),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
