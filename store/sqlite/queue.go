@@ -355,17 +355,35 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	queues := make([][]item, len(hooks))
+	heads := 0
 	for i, id := range hooks {
 		rows, err := s.query(ctx, tx, dueHeads, id, now)
 		if err != nil {
 			return nil, err
 		}
-		if queues[i], err = scanItems(rows, c.Limit); err != nil {
+		var buf []item
+		if i == 0 {
+			// The first webhook's heads go to the store's buffer, which
+			// the claim empties before it returns.
+			buf = s.claimBuf
+		}
+		if queues[i], err = scanItemsInto(rows, c.Limit, buf); err != nil {
 			return nil, err
 		}
+		heads += len(queues[i])
 	}
-	out := make([]store.Message, 0, min(c.Limit, 128))
-	leased := make([]int64, 0, min(c.Limit, 128))
+	if len(queues) > 0 {
+		first := queues[0]
+		if cap(first) > cap(s.claimBuf) {
+			s.claimBuf = first[:0]
+		}
+		// Messages copy what they take: drop the references the buffer
+		// keeps to payloads and strings.
+		defer clear(first)
+	}
+	// Every message starts at a head in the queues.
+	out := make([]store.Message, 0, min(c.Limit, heads))
+	leased := make([]int64, 0, min(c.Limit, heads))
 	var batches [][]any
 	taken := map[int64]bool{}
 	claim := uuid.NewString()

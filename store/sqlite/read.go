@@ -52,12 +52,21 @@ type item struct {
 // scanItems reads rows of pendingCols followed by eventCols, pending
 // deliveries with their events, up to limit of them (0: all).
 func scanItems(rows *sql.Rows, limit int) ([]item, error) {
+	return scanItemsInto(rows, limit, nil)
+}
+
+// scanItemsInto is scanItems reading into buf when it is large enough.
+func scanItemsInto(rows *sql.Rows, limit int, buf []item) ([]item, error) {
 	defer rows.Close()
 	var out []item
 	if limit > 0 {
 		// An item is large: growing the slice from nothing copies it
 		// over and over.
-		out = make([]item, 0, min(limit, 128))
+		if want := min(limit, 128); cap(buf) >= want {
+			out = buf[:0]
+		} else {
+			out = make([]item, 0, want)
+		}
 	}
 	var it item
 	dest := itemDest(&it)

@@ -66,6 +66,9 @@ type Store struct {
 	// statement once, not fifty times. Guarded by stmtMu.
 	curTx    *sql.Tx
 	curStmts map[string]*sql.Stmt
+	// claimBuf holds the due heads a claim reads, reused from claim to
+	// claim: claims run on the writer connection, one at a time.
+	claimBuf []item
 
 	// own holds the transactions BeginTx made, weakly: an entry goes when
 	// its transaction is garbage.
