@@ -7,15 +7,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // maxCombined bounds how many calls one transaction carries.
 const maxCombined = 256
-
-// combinedTimeout bounds a combined transaction: it does not end with the
-// context of the call that runs it, since the others' calls ride on it.
-const combinedTimeout = time.Minute
 
 // combiner gathers the hot-path writes (enqueues, claims, outcomes,
 // releases) that arrive while the writer connection is busy into one
@@ -64,8 +59,9 @@ type writeOp struct {
 	// run does the call's writes in tx. It uses ctx, the transaction's own
 	// context, not the caller's: a statement interrupted by a cancelled
 	// context makes SQLite roll back the whole transaction, the other
-	// calls' writes with it. run may be called again, in a new
-	// transaction, after a failed one.
+	// calls' writes with it. That context cannot be cancelled (see
+	// sqlCtx). run may be called again, in a new transaction, after a
+	// failed one.
 	run   func(ctx context.Context, tx *sql.Tx) error
 	err   error
 	state atomic.Int32
@@ -165,8 +161,7 @@ func (s *Store) combined(ctx context.Context, fn func(ctx context.Context, tx *s
 // runCombined runs one transaction for the calls at the head of the
 // queue, then hands the next one on.
 func (s *Store) runCombined(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), combinedTimeout)
-	defer cancel()
+	ctx = sqlCtx(ctx)
 	batch := s.combine.take()
 	s.writeCombined(ctx, batch)
 	s.combine.next()
@@ -204,7 +199,7 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 		s.writeAlone(live[0])
 		return
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		for _, op := range live {
 			op.err = fmt.Errorf("sqlite: %w", err)
@@ -219,6 +214,7 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 			break
 		}
 	}
+	s.end(tx)
 	if !failed {
 		if err := tx.Commit(); err == nil {
 			s.prepareWanted(ctx)
@@ -235,9 +231,22 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 	}
 }
 
-// writeAlone runs op in a transaction of its own, under its caller's
-// context, as a call did before calls were combined: the transaction
-// carries nobody else's writes.
+// writeAlone runs op in a transaction of its own: the transaction
+// carries nobody else's writes. Like a shared one, it runs to its end once
+// begun, whatever becomes of its caller's context (see sqlCtx).
 func (s *Store) writeAlone(op *writeOp) {
-	op.err = s.write(op.ctx, func(tx *sql.Tx) error { return op.run(op.ctx, tx) })
+	ctx := sqlCtx(op.ctx)
+	op.err = s.write(ctx, func(tx *sql.Tx) error { return op.run(ctx, tx) })
+}
+
+// sqlCtx returns the context the hot path's transactions run under: ctx's
+// values, never its end. modernc.org/sqlite watches a context that can
+// end with a goroutine of its own for every statement, BEGIN and COMMIT
+// included, and installs a progress handler for it; on a transaction of a
+// few statements, that costs more than the statements. Nothing here can
+// wait without bound: a call whose context ended before its transaction
+// began returns without running (see start), and a wait for another
+// connection's write lock ends at the busy timeout.
+func sqlCtx(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }

@@ -202,6 +202,40 @@ func TestCombinedCallLeavesWhenItsContextEnds(t *testing.T) {
 	assert.True(t, created, "the cancelled call stored nothing")
 }
 
+// TestStartedCallRunsToItsEnd cancels the context of a call whose
+// transaction has begun and waits for the writer connection: the call
+// runs to its end and its change is stored.
+func TestStartedCallRunsToItsEnd(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx := t.Context()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+
+	release := hold(t, s)
+	waits := s.WriterWaits()
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan enqueueResult, 1)
+	go func() {
+		created, err := s.Enqueue(cctx, event("started", "E1"), []store.Delivery{delivery("wh")})
+		done <- enqueueResult{created, err}
+	}()
+	require.Eventually(t, func() bool { return s.WriterWaits() > waits }, 10*time.Second, time.Millisecond,
+		"the call waits for the writer connection")
+	cancel()
+	release()
+	select {
+	case r := <-done:
+		require.NoError(t, r.err)
+		assert.True(t, r.created)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not return")
+	}
+	created, err := s.Enqueue(ctx, event("started", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	assert.False(t, created, "the change was stored")
+}
+
 // TestCombinedWritesUnderLoad publishes, claims and acknowledges from
 // many goroutines at once, each change twice, and checks that every change
 // was created once and delivered once, in order per record.

@@ -50,7 +50,10 @@
 // busy share its next transaction (a group commit); a call made while the
 // writer is idle runs at once, alone. Every call still gets its own
 // answer: when one call of a shared transaction fails, the transaction is
-// rolled back and its calls run again one by one.
+// rolled back and its calls run again one by one. A call whose context
+// ends while it waits for its turn returns the context's error and
+// writes nothing; once its transaction has begun, it runs to the end (a
+// wait for another connection's lock ends at the busy timeout).
 //
 // One process per file is the intended shape. Several processes may share
 // a file (they serialise on its write lock and see each other's work), but

@@ -22,3 +22,9 @@ func (s *Store) ForeignTransactions() int {
 	s.foreign.Range(func(any, any) bool { n++; return true })
 	return n
 }
+
+// WriterWaits returns how many times a call waited for the writer
+// connection, held by a transaction.
+func (s *Store) WriterWaits() int64 {
+	return s.w.Stats().WaitCount
+}

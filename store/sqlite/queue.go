@@ -244,7 +244,10 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 	if payload == nil {
 		payload = []byte("null")
 	}
-	res, err := run(insertEvent, e.Tenant, e.ID, e.Table, e.Op, e.Key, nanos(e.Time), payload, nanos(created), len(ds))
+	// The event's id, tenant and key go to every statement: each is put in
+	// an interface once, not once per statement.
+	id, tenant, key := any(e.ID), any(e.Tenant), any(e.Key)
+	res, err := run(insertEvent, tenant, id, e.Table, e.Op, key, nanos(e.Time), payload, nanos(created), len(ds))
 	if err != nil {
 		return false, err
 	}
@@ -256,9 +259,9 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, foreign *foreignTx, e s
 		if at.IsZero() {
 			at = e.Time
 		}
-		res, err := run(insertDelivery, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+		res, err := run(insertDelivery, d.ID, id, tenant, key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
 		if err == nil && affected(res) == 0 {
-			_, err = run(insertCanceled, d.ID, e.ID, e.Tenant, e.Key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
+			_, err = run(insertCanceled, d.ID, id, tenant, key, d.WebhookID, d.MaxBatch, nanos(d.NextAttempt), nanos(at))
 		}
 		if err != nil {
 			if foreign != nil && !foreign.own {
@@ -289,16 +292,16 @@ const readyWebhooks = `SELECT w.id FROM herald_webhooks w
 	WHERE w.disabled = 0
 	ORDER BY d.next_attempt, d.seq`
 
-const dueHeads = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const dueHeads = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.head = 1 AND d.next_attempt <= ?2 AND d.lease_until <= ?2
 	ORDER BY d.next_attempt, d.seq`
 
-const batchMembers = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const batchMembers = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.batch_id = ? AND d.status = 'pending' ORDER BY d.seq`
 
-const successors = `SELECT ` + deliveryCols + `, ` + eventCols + `
+const successors = `SELECT ` + pendingCols + `, ` + eventCols + `
 	FROM herald_deliveries d JOIN herald_events e ON e.tenant = d.tenant AND e.id = d.event_id
 	WHERE d.webhook_id = ?1 AND d.tenant = ?2 AND d.record_key = ?3 AND d.status = 'pending' AND d.replayed = 0 AND d.seq > ?4
 	ORDER BY d.seq`
@@ -352,17 +355,35 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	queues := make([][]item, len(hooks))
+	heads := 0
 	for i, id := range hooks {
 		rows, err := s.query(ctx, tx, dueHeads, id, now)
 		if err != nil {
 			return nil, err
 		}
-		if queues[i], err = scanItems(rows, c.Limit); err != nil {
+		var buf []item
+		if i == 0 {
+			// The first webhook's heads go to the store's buffer, which
+			// the claim empties before it returns.
+			buf = s.claimBuf
+		}
+		if queues[i], err = scanItemsInto(rows, c.Limit, buf); err != nil {
 			return nil, err
 		}
+		heads += len(queues[i])
 	}
-	out := make([]store.Message, 0, min(c.Limit, 128))
-	leased := make([]int64, 0, min(c.Limit, 128))
+	if len(queues) > 0 {
+		first := queues[0]
+		if cap(first) > cap(s.claimBuf) {
+			s.claimBuf = first[:0]
+		}
+		// Messages copy what they take: drop the references the buffer
+		// keeps to payloads and strings.
+		defer clear(first)
+	}
+	// Every message starts at a head in the queues.
+	out := make([]store.Message, 0, min(c.Limit, heads))
+	leased := make([]int64, 0, min(c.Limit, heads))
 	var batches [][]any
 	taken := map[int64]bool{}
 	claim := uuid.NewString()
@@ -395,7 +416,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, c store.Claim) ([]store.M
 		}
 	}
 	if len(leased) > 0 {
-		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), jsonArg(leased)); err != nil {
+		if _, err := s.exec(ctx, tx, setLeases, claim, nanos(c.Now.Add(c.Lease)), seqList(leased)); err != nil {
 			return nil, err
 		}
 	}
@@ -505,6 +526,69 @@ func message(members []item, lease string) store.Message {
 	return m
 }
 
+// seqList is jsonArg for a list of seqs, the argument of most hot-path
+// statements, written without reflection.
+func seqList(seqs []int64) string {
+	b := make([]byte, 0, 2+8*len(seqs))
+	b = append(b, '[')
+	for i, n := range seqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// headersArg is jsonArg for an attempt's request headers, byte for byte,
+// without reflection: names in order, and values of plain characters
+// written as they are. Headers with characters json.Marshal would escape
+// go to it.
+func headersArg(h map[string]string) string {
+	if h == nil {
+		return "null"
+	}
+	var few [16]string // most requests carry fewer headers
+	names := few[:0]
+	size := 2
+	for k, v := range h {
+		if !plainJSON(k) || !plainJSON(v) {
+			return jsonArg(h)
+		}
+		names = append(names, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('{')
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(k)
+		b.WriteString(`":"`)
+		b.WriteString(h[k])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// plainJSON reports whether json.Marshal writes s between its quotes as
+// it is: printable ASCII other than the quote, the backslash and the
+// characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
 func jsonArg(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -536,7 +620,7 @@ func parseLease(lease string) (token, bool) {
 // finding out here costs a seek in the chain index, moving up every chain
 // a statement more. The row waiting may come before this one: a requeued
 // delivery waits for a later one that was in flight when it was requeued.
-const leasedCols = `d.seq, coalesce(d.lease, ''), d.batch_id, d.event_id, d.status, d.attempts, d.replayed,
+const leasedCols = `d.seq, coalesce(d.lease, ''), d.batch_id, d.event_id, d.status = 'pending', d.attempts, d.replayed,
 	d.replayed = 0 AND EXISTS (SELECT 1 FROM herald_deliveries x
 		WHERE x.webhook_id = d.webhook_id AND x.tenant = d.tenant AND x.record_key = d.record_key
 			AND x.status = 'pending' AND x.replayed = 0 AND x.seq <> d.seq)`
@@ -594,7 +678,8 @@ const promoteHeads = `UPDATE herald_deliveries SET head = 1
 type leasedRow struct {
 	seq          int64
 	lease, batch string
-	ev, status   string
+	ev           string
+	pending      bool
 	attempts     int
 	replayed     bool
 	waiting      bool // a later row of its chain waits
@@ -671,7 +756,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			var headers string
 			if a := r.Attempt; a != nil {
 				c.attempt, c.setError, c.lastErr, c.code = 1, true, a.Error, a.StatusCode
-				headers = jsonArg(a.RequestHeaders)
+				headers = headersArg(a.RequestHeaders)
 			} else if r.Error != "" {
 				c.setError, c.lastErr = true, r.Error
 			}
@@ -690,7 +775,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 			}
 		}
 		for _, c := range order {
-			if _, err := s.exec(ctx, tx, applyOutcome, jsonArg(groups[c]), string(c.status), c.attempt, c.setError,
+			if _, err := s.exec(ctx, tx, applyOutcome, seqList(groups[c]), string(c.status), c.attempt, c.setError,
 				c.lastErr, c.code, c.next, c.now); err != nil {
 				return err
 			}
@@ -702,7 +787,7 @@ func (s *Store) Ack(ctx context.Context, rs []store.Result) error {
 		}
 		// A finished row of a chain lets the next one up.
 		if len(finished) > 0 {
-			if _, err := s.exec(ctx, tx, promoteHeads, jsonArg(finished)); err != nil {
+			if _, err := s.exec(ctx, tx, promoteHeads, seqList(finished)); err != nil {
 				return err
 			}
 		}
@@ -732,7 +817,7 @@ func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[st
 	if len(seqs) == 0 {
 		return out, nil
 	}
-	heads, err := s.leasedRows(ctx, tx, leaseHeads, jsonArg(seqs))
+	heads, err := s.leasedRows(ctx, tx, leaseHeads, seqList(seqs))
 	if err != nil {
 		return nil, err
 	}
@@ -746,7 +831,7 @@ func (s *Store) leased(ctx context.Context, tx *sql.Tx, leases []string) (map[st
 					batches = append(batches, r.batch)
 				}
 				byBatch[r.batch] = append(byBatch[r.batch], t)
-			case r.status == string(store.Pending) && r.lease == t.claim:
+			case r.pending && r.lease == t.claim:
 				out[t.raw] = append(out[t.raw], r)
 			}
 		}
@@ -776,7 +861,7 @@ func (s *Store) leasedRows(ctx context.Context, tx *sql.Tx, q string, arg string
 	var out []leasedRow
 	for rows.Next() {
 		var r leasedRow
-		if err := rows.Scan((*int64Col)(&r.seq), &r.lease, &r.batch, &r.ev, &r.status, (*intCol)(&r.attempts),
+		if err := rows.Scan((*int64Col)(&r.seq), &r.lease, &r.batch, &r.ev, (*boolCol)(&r.pending), (*intCol)(&r.attempts),
 			(*boolCol)(&r.replayed), (*boolCol)(&r.waiting)); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}

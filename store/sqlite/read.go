@@ -15,6 +15,12 @@ import (
 const deliveryCols = `d.seq, d.id, d.event_id, d.webhook_id, d.tenant, d.record_key, d.max_batch, d.status, d.attempts,
 	d.next_attempt, d.last_error, d.last_code, d.batch_id, d.replayed, d.created_at, d.updated_at`
 
+// pendingCols are deliveryCols without the status, for the claim's
+// queries, which read pending rows only: the column would cost every row
+// a string of its own.
+const pendingCols = `d.seq, d.id, d.event_id, d.webhook_id, d.tenant, d.record_key, d.max_batch, d.attempts,
+	d.next_attempt, d.last_error, d.last_code, d.batch_id, d.replayed, d.created_at, d.updated_at`
+
 // eventCols are the columns itemDest reads, from table alias e, joined to
 // its delivery d: the event's id, tenant and key are the delivery's.
 const eventCols = `e.table_name, e.op, e.time, e.payload, e.created_at`
@@ -26,13 +32,15 @@ func deliveryDest(d *store.Delivery) []any {
 		&d.BatchID, (*boolCol)(&d.Replayed), (*nanoTime)(&d.CreatedAt), (*nanoTime)(&d.UpdatedAt)}
 }
 
-// itemDest returns scan destinations for deliveryCols followed by
-// eventCols; the event's id, tenant and key are the delivery's, set by
-// finish.
+// itemDest returns scan destinations for pendingCols followed by
+// eventCols; the event's id, tenant and key are the delivery's, and its
+// status pending, set by scanItems.
 func itemDest(it *item) []any {
 	d, e := &it.d, &it.e
-	return append(deliveryDest(d),
-		&e.Table, &e.Op, (*nanoTime)(&e.Time), (*payloadCol)(&e.Payload), (*nanoTime)(&e.CreatedAt))
+	return []any{(*int64Col)(&d.Seq), &d.ID, &d.EventID, &d.WebhookID, &d.Tenant, &d.Key, (*intCol)(&d.MaxBatch),
+		(*intCol)(&d.Attempts), (*nanoTime)(&d.NextAttempt), &d.LastError, (*intCol)(&d.LastCode),
+		&d.BatchID, (*boolCol)(&d.Replayed), (*nanoTime)(&d.CreatedAt), (*nanoTime)(&d.UpdatedAt),
+		&e.Table, &e.Op, (*nanoTime)(&e.Time), (*payloadCol)(&e.Payload), (*nanoTime)(&e.CreatedAt)}
 }
 
 // item is a delivery with its event.
@@ -41,15 +49,24 @@ type item struct {
 	e store.Event
 }
 
-// scanItems reads rows of deliveryCols followed by eventCols, up to limit
-// of them (0: all).
+// scanItems reads rows of pendingCols followed by eventCols, pending
+// deliveries with their events, up to limit of them (0: all).
 func scanItems(rows *sql.Rows, limit int) ([]item, error) {
+	return scanItemsInto(rows, limit, nil)
+}
+
+// scanItemsInto is scanItems reading into buf when it is large enough.
+func scanItemsInto(rows *sql.Rows, limit int, buf []item) ([]item, error) {
 	defer rows.Close()
 	var out []item
 	if limit > 0 {
 		// An item is large: growing the slice from nothing copies it
 		// over and over.
-		out = make([]item, 0, min(limit, 128))
+		if want := min(limit, 128); cap(buf) >= want {
+			out = buf[:0]
+		} else {
+			out = make([]item, 0, want)
+		}
 	}
 	var it item
 	dest := itemDest(&it)
@@ -57,6 +74,7 @@ func scanItems(rows *sql.Rows, limit int) ([]item, error) {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
+		it.d.Status = store.Pending
 		it.e.ID, it.e.Tenant, it.e.Key = it.d.EventID, it.d.Tenant, it.d.Key
 		out = append(out, it)
 	}

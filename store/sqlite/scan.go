@@ -65,8 +65,12 @@ func (v *statusCol) Scan(src any) error {
 	return nil
 }
 
-// payloadCol scans a blob or text into a json.RawMessage of its own
-// (NULL: nil). The driver's bytes are only valid until the next row.
+// payloadCol scans a blob or text into a json.RawMessage (NULL: nil).
+// database/sql lets a driver reuse the bytes it hands over once the next
+// row is read; modernc.org/sqlite copies each blob into a slice of its own
+// instead (TestDriverBlobsAreFresh checks it), so the payload is kept as
+// it comes rather than copied a second time: a claim reads every payload
+// it returns, the largest value on the hot path.
 type payloadCol json.RawMessage
 
 func (v *payloadCol) Scan(src any) error {
@@ -74,7 +78,7 @@ func (v *payloadCol) Scan(src any) error {
 	case nil:
 		*v = nil
 	case []byte:
-		*v = append(payloadCol(nil), b...)
+		*v = payloadCol(b)
 	case string:
 		*v = payloadCol(b)
 	default:

@@ -60,6 +60,15 @@ type Store struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
 	wanted map[string]struct{}
+	// curTx is the transaction of write or of a shared transaction in
+	// flight on the writer connection, and curStmts the statements stmt
+	// bound to it: a shared transaction of fifty enqueues binds each
+	// statement once, not fifty times. Guarded by stmtMu.
+	curTx    *sql.Tx
+	curStmts map[string]*sql.Stmt
+	// claimBuf holds the due heads a claim reads, reused from claim to
+	// claim: claims run on the writer connection, one at a time.
+	claimBuf []item
 
 	// own holds the transactions BeginTx made, weakly: an entry goes when
 	// its transaction is garbage.
@@ -124,7 +133,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxIdleConns(opts.ReadConns)
 	s := &Store{w: w, r: r, watch: opts.WatchInterval, stmts: map[string]*sql.Stmt{},
-		wanted: map[string]struct{}{}, subs: map[chan struct{}]struct{}{}, closing: make(chan struct{})}
+		wanted: map[string]struct{}{}, curStmts: map[string]*sql.Stmt{}, subs: map[chan struct{}]struct{}{},
+		closing: make(chan struct{})}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -250,19 +260,43 @@ func (s *Store) Close() error {
 // takes the write lock when it begins (BEGIN IMMEDIATE), so it never fails
 // half-way for a lock.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := fn(tx); err != nil {
+		s.end(tx)
 		_ = tx.Rollback()
 		return err
 	}
+	s.end(tx)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	s.prepareWanted(ctx)
 	return nil
+}
+
+// begin starts a transaction on the writer connection whose statements
+// stmt binds once each (see curTx); end forgets them, before tx ends.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.stmtMu.Lock()
+	s.curTx = tx
+	s.stmtMu.Unlock()
+	return tx, nil
+}
+
+func (s *Store) end(tx *sql.Tx) {
+	s.stmtMu.Lock()
+	if s.curTx == tx {
+		s.curTx = nil
+		clear(s.curStmts)
+	}
+	s.stmtMu.Unlock()
 }
 
 // stmt returns q prepared for tx. The writer's one connection is busy
@@ -271,17 +305,32 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // later transactions reuse it: each query is parsed about once per store.
 func (s *Store) stmt(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
+	cur := s.curTx == tx
+	if cur {
+		if st, ok := s.curStmts[q]; ok {
+			s.stmtMu.Unlock()
+			return st, nil
+		}
+	}
 	st, ok := s.stmts[q]
 	if !ok {
 		s.wanted[q] = struct{}{}
 	}
 	s.stmtMu.Unlock()
 	if ok {
-		return tx.StmtContext(ctx, st), nil
+		st = tx.StmtContext(ctx, st)
+	} else {
+		var err error
+		if st, err = tx.PrepareContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("sqlite: preparing: %w", err)
+		}
 	}
-	st, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: preparing: %w", err)
+	if cur {
+		s.stmtMu.Lock()
+		if s.curTx == tx {
+			s.curStmts[q] = st
+		}
+		s.stmtMu.Unlock()
 	}
 	return st, nil
 }
