@@ -27,11 +27,7 @@ func TestFastPickLeavesLinesItCannotDecide(t *testing.T) {
 	s := postgrestest.NewStore(t, pool)
 	ctx := t.Context()
 	t0 := webhooktest.Epoch
-	q := func(sql string, args ...any) {
-		t.Helper()
-		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), args...)
-		require.NoError(t, err)
-	}
+	q := func(sql string, args ...any) { t.Helper(); postgrestest.Exec(t, pool, s, sql, args...) }
 	// id, key, phase, max_batch, leased until (zero: not leased)
 	rows := []struct {
 		id, key     string
@@ -120,8 +116,7 @@ func TestFastPickSkipsHeadLookupsWithoutHeads(t *testing.T) {
 		`INSERT INTO {schema}.deliveries (id, webhook_id, tenant, key, event_id, next_attempt, created_at, updated_at)
 		 SELECT 'd' || g, 'wh', '', 'K' || g, 'e' || g, $1, $1, $1 FROM generate_series(1, 20) g`,
 	} {
-		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), t0)
-		require.NoError(t, err)
+		postgrestest.Exec(t, pool, s, sql, t0)
 	}
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)

@@ -104,11 +104,7 @@ func TestMigrateDownKeepsRecordsInOrder(t *testing.T) {
 	require.Equal(t, ids[0], ms[0].Deliveries[0].ID)
 	publish("B") // 2: new, then made to wait with no head (see below)
 	publish("B") // 3: new
-	q := func(sql string, args ...any) {
-		t.Helper()
-		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), args...)
-		require.NoError(t, err)
-	}
+	q := func(sql string, args ...any) { t.Helper(); postgrestest.Exec(t, pool, s, sql, args...) }
 	// A record whose earliest pending delivery is new while later ones
 	// wait: what promotion leaves when a late commit comes before the line.
 	q(`UPDATE {schema}.deliveries SET phase = 2 WHERE id = $1`, ids[3])

@@ -29,11 +29,7 @@ func TestClaimPlansWithLargeBacklog(t *testing.T) {
 	if testing.Short() {
 		chains, fresh = 1000, 1000
 	}
-	q := func(sql string, args ...any) {
-		t.Helper()
-		_, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), args...)
-		require.NoError(t, err)
-	}
+	q := func(sql string, args ...any) { t.Helper(); postgrestest.Exec(t, pool, s, sql, args...) }
 	for _, id := range []string{"busy", "quiet"} {
 		_, err := s.SaveWebhook(ctx, store.Webhook{ID: id, Definition: []byte(`{}`)}, t0)
 		require.NoError(t, err)

@@ -28,6 +28,15 @@ func hold(t *testing.T, s *sqlite.Store) func() {
 	return release
 }
 
+// openWithWebhook opens a store holding webhook "wh".
+func openWithWebhook(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, _ := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	return s
+}
+
 // queued waits, within a bound, until a transaction of calls is in
 // flight and n calls wait for the next.
 func queued(t *testing.T, s *sqlite.Store, n int) {
@@ -167,10 +176,8 @@ func TestCombinedCallRefusedAlone(t *testing.T) {
 // its change is not stored.
 func TestCombinedCallLeavesWhenItsContextEnds(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	s := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 
 	release := hold(t, s)
 	first := make(chan error, 1)
@@ -207,10 +214,8 @@ func TestCombinedCallLeavesWhenItsContextEnds(t *testing.T) {
 // runs to its end and its change is stored.
 func TestStartedCallRunsToItsEnd(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	s := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 
 	release := hold(t, s)
 	waits := s.WriterWaits()
@@ -241,10 +246,8 @@ func TestStartedCallRunsToItsEnd(t *testing.T) {
 // was created once and delivered once, in order per record.
 func TestCombinedWritesUnderLoad(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	s := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 	const publishers, each, keys = 16, 25, 5
 	var mu sync.Mutex
 	created := map[string]int{}

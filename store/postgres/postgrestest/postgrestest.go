@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +108,16 @@ func StoreIn(t testing.TB, pool *pgxpool.Pool, schema string) *postgres.Store {
 		t.Fatalf("migrating schema %s: %v", schema, err)
 	}
 	return s
+}
+
+// Exec runs sql on pool with {schema} standing for s's schema, quoted,
+// and fails t if it fails: for tests that set up rows or states the
+// store's own calls do not make.
+func Exec(t testing.TB, pool *pgxpool.Pool, s *postgres.Store, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{schema}", pgx.Identifier{s.Schema()}.Sanitize()), args...); err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
 }
