@@ -183,3 +183,24 @@ func BenchmarkMarshalPayload(b *testing.B) {
 	}
 	reportCPU(b, cpu)
 }
+
+// BenchmarkReleaseParked hands a webhook's slot to its first parked
+// message with 100 and with 10,000 parked, as a month-end burst parks
+// them: the cost does not follow the park's length.
+func BenchmarkReleaseParked(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("parked=%d", n), func(b *testing.B) {
+			g := &gate{}
+			m := store.Message{ID: "m", WebhookID: "w", Lease: "l", Deliveries: make([]store.Delivery, 1), Events: make([]store.Event, 1)}
+			for range n {
+				g.park = append(g.park, parked{m: m})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h := &hand{}
+				g.releaseSlot(h, false)
+				g.park = append(g.park, *h.next)
+			}
+		})
+	}
+}

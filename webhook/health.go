@@ -438,17 +438,29 @@ type waiter struct {
 func (g *gate) releaseSlot(h *hand, stopping bool) {
 	switch {
 	case len(g.waiters) > 0:
-		wt := g.waiters[0]
-		g.waiters = slices.Delete(g.waiters, 0, 1)
+		wt := popFront(&g.waiters)
 		wt.granted = true
 		close(wt.ch)
 	case h != nil && !stopping && len(g.park) > 0:
-		p := g.park[0]
-		g.park = slices.Delete(g.park, 0, 1)
+		p := popFront(&g.park)
 		h.next = &p
 	default:
 		g.inflight--
 	}
+}
+
+// popFront takes the first element off a queue kept as a slice. It moves
+// the slice's start rather than the elements: a month-end burst parks
+// thousands of messages per webhook, and shifting them all for every one
+// taken made each release cost as much as the whole park. The element
+// left behind is zeroed, so the array does not keep its message alive;
+// append copies the rest to a new array when the old one is used up.
+func popFront[T any](q *[]T) T {
+	v := (*q)[0]
+	var zero T
+	(*q)[0] = zero
+	*q = (*q)[1:]
+	return v
 }
 
 // leaseWait is how long a claimed message may wait for its webhook's slot
