@@ -28,15 +28,6 @@ func hold(t *testing.T, s *sqlite.Store) func() {
 	return release
 }
 
-// openWithWebhook opens a store holding webhook "wh".
-func openWithWebhook(t *testing.T) *sqlite.Store {
-	t.Helper()
-	s, _ := open(t)
-	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
-	return s
-}
-
 // queued waits, within a bound, until a transaction of calls is in
 // flight and n calls wait for the next.
 func queued(t *testing.T, s *sqlite.Store, n int) {
@@ -176,7 +167,7 @@ func TestCombinedCallRefusedAlone(t *testing.T) {
 // its change is not stored.
 func TestCombinedCallLeavesWhenItsContextEnds(t *testing.T) {
 	t.Parallel()
-	s := openWithWebhook(t)
+	s, _ := openWithWebhook(t)
 	ctx := t.Context()
 
 	release := hold(t, s)
@@ -214,7 +205,7 @@ func TestCombinedCallLeavesWhenItsContextEnds(t *testing.T) {
 // runs to its end and its change is stored.
 func TestStartedCallRunsToItsEnd(t *testing.T) {
 	t.Parallel()
-	s := openWithWebhook(t)
+	s, _ := openWithWebhook(t)
 	ctx := t.Context()
 
 	release := hold(t, s)
@@ -246,7 +237,7 @@ func TestStartedCallRunsToItsEnd(t *testing.T) {
 // was created once and delivered once, in order per record.
 func TestCombinedWritesUnderLoad(t *testing.T) {
 	t.Parallel()
-	s := openWithWebhook(t)
+	s, _ := openWithWebhook(t)
 	ctx := t.Context()
 	const publishers, each, keys = 16, 25, 5
 	var mu sync.Mutex

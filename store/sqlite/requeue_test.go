@@ -324,10 +324,8 @@ func TestRequeueMatchesMemory(t *testing.T) {
 // flight too.
 func TestRequeueNeverGathersALeasedDelivery(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	s, _ := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 	enqueue := func(maxBatch int) string {
 		d := delivery("wh")
 		d.MaxBatch = maxBatch
@@ -371,10 +369,8 @@ func ids(m store.Message) []string {
 // replayed: it would be sent without its record.
 func TestRequeueSkipsErasedPayloads(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	s, _ := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 	var dead []string
 	for _, key := range []string{"E1", "E2"} {
 		d := delivery("wh")

@@ -32,6 +32,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// openWithWebhook opens a store holding webhook "wh", and returns it with
+// its file's path.
+func openWithWebhook(t *testing.T) (*sqlite.Store, string) {
+	t.Helper()
+	s, path := open(t)
+	_, err := s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	return s, path
+}
+
 // open returns a store on a new file in the test's temporary directory.
 func open(t testing.TB) (*sqlite.Store, string) {
 	t.Helper()
@@ -341,10 +351,8 @@ func TestEnqueueTxManyInOneTransaction(t *testing.T) {
 // still refused.
 func TestEnqueueToDeletedWebhook(t *testing.T) {
 	t.Parallel()
-	s, path := open(t)
+	s, path := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 	db, err := sqlite.OpenDB(path)
 	require.NoError(t, err)
 	defer db.Close()
@@ -403,10 +411,8 @@ func TestEnqueueToDeletedWebhook(t *testing.T) {
 // latest transaction of another *sql.DB once the others are garbage.
 func TestEnqueueTxForgetsEndedTransactions(t *testing.T) {
 	t.Parallel()
-	s, path := open(t)
+	s, path := openWithWebhook(t)
 	ctx := t.Context()
-	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
 	db, err := sqlite.OpenDB(path)
 	require.NoError(t, err)
 	defer db.Close()
