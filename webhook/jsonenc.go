@@ -302,8 +302,8 @@ func appendString(b []byte, s string) []byte {
 
 // plainPrefix returns how many of s's leading bytes, in whole words of 8,
 // are plain (plainByte): record values are mostly plain ASCII, and testing
-// 8 bytes at once costs a third of looking each up. The byte loop takes
-// the rest.
+// 8 bytes at once takes about 40% fewer instructions than looking each
+// up. The byte loop takes the rest.
 func plainPrefix(s string) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0

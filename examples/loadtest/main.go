@@ -408,8 +408,11 @@ func (m *meter) finish(r *result) {
 	<-m.done
 	cpu := cpuSeconds()
 	allocs, bytes, heap, gc := readMetrics()
-	if receiverCPU != nil && r.Deliveries > 0 {
-		r.ReceiverMicros = (receiverCPU() - m.rcv) * 1e6 / float64(r.Deliveries)
+	// A reading of 0 is a receiver that did not answer: no figure then.
+	if receiverCPU != nil && r.Deliveries > 0 && m.rcv > 0 {
+		if rcv := receiverCPU(); rcv > 0 {
+			r.ReceiverMicros = (rcv - m.rcv) * 1e6 / float64(r.Deliveries)
+		}
 	}
 	if r.Deliveries > 0 {
 		r.CPUMicrosPerDl = (cpu - m.cpu) * 1e6 / float64(r.Deliveries)
