@@ -322,6 +322,124 @@ func plainClaimAck(b *testing.B) {
 	}
 }
 
+// The floor benchmarks run the store's own statements straight on a
+// second handle (as plain SQL runs its own), with none of the store's Go
+// code around them: no checks, no shared transactions, no messages
+// built; columns are read as raw bytes. From plain SQL to the floor is
+// what herald's schema and statements cost (the order chains, the event
+// index, the webhook and chain look-ups, wider rows); from the floor to
+// herald, what its Go code adds.
+func floorEnqueue100(b *testing.B) {
+	bn := newBench(b)
+	ev, dl := bn.prepare(b, sqlite.Statements.InsertEvent), bn.prepare(b, sqlite.Statements.InsertDelivery)
+	insert := func(tx *sql.Tx) error {
+		e, ds := bn.next()
+		if _, err := tx.Stmt(ev).ExecContext(bn.ctx, e.Tenant, e.ID, e.Table, e.Op, e.Key, t0.UnixNano(),
+			[]byte(e.Payload), t0.UnixNano(), 1); err != nil {
+			return err
+		}
+		_, err := tx.Stmt(dl).ExecContext(bn.ctx, ds[0].ID, e.ID, e.Tenant, e.Key, ds[0].WebhookID, 0,
+			t0.UnixNano(), t0.UnixNano())
+		return err
+	}
+	defer cpuPerOp(b)()
+	for i := 0; i < b.N; i += 100 {
+		bn.inTx(b, min(100, b.N-i), insert)
+	}
+}
+
+func floorClaimAck(b *testing.B) {
+	bn := newBench(b)
+	bn.fill(b, b.N)
+	now := t0.Add(time.Minute).UnixNano()
+	st := sqlite.Statements
+	ready, heads, lease := bn.prepare(b, st.ReadyWebhooks), bn.prepare(b, st.DueHeads), bn.prepare(b, st.SetLeases)
+	leased, apply, log100 := bn.prepare(b, st.LeaseHeads), bn.prepare(b, st.ApplyOutcome), bn.prepare(b, st.InsertAttempts(100))
+	// scan reads every row of rows as raw bytes and hands each row's
+	// first two columns to row.
+	scan := func(rows *sql.Rows, limit int, row func(seq int64, id string)) error {
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		raw := make([]sql.RawBytes, len(cols))
+		dest := make([]any, len(cols))
+		for i := range raw {
+			dest[i] = &raw[i]
+		}
+		for n := 0; n < limit && rows.Next(); n++ {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			seq, err := strconv.ParseInt(string(raw[0]), 10, 64)
+			if err != nil {
+				return err
+			}
+			row(seq, string(raw[1]))
+		}
+		return rows.Err()
+	}
+	b.ResetTimer()
+	defer cpuPerOp(b)()
+	for done := 0; done < b.N; {
+		var seqs []int64
+		bn.inTx(b, 1, func(tx *sql.Tx) error {
+			var hook string
+			if err := tx.Stmt(ready).QueryRowContext(bn.ctx, now).Scan(&hook); err != nil {
+				return err
+			}
+			rows, err := tx.Stmt(heads).QueryContext(bn.ctx, hook, now)
+			if err != nil {
+				return err
+			}
+			if err := scan(rows, 100, func(seq int64, _ string) { seqs = append(seqs, seq) }); err != nil {
+				return err
+			}
+			list, _ := json.Marshal(seqs)
+			_, err = tx.Stmt(lease).ExecContext(bn.ctx, uuid.NewString(), now+int64(time.Minute), string(list))
+			return err
+		})
+		list, _ := json.Marshal(seqs)
+		bn.inTx(b, 1, func(tx *sql.Tx) error {
+			rows, err := tx.Stmt(leased).QueryContext(bn.ctx, string(list))
+			if err != nil {
+				return err
+			}
+			if err := scan(rows, len(seqs), func(_ int64, _ string) {}); err != nil {
+				return err
+			}
+			if _, err := tx.Stmt(apply).ExecContext(bn.ctx, string(list), "delivered", 1, true, "", 200, 0, now); err != nil {
+				return err
+			}
+			args := make([]any, 0, 10*len(seqs))
+			for _, seq := range seqs {
+				args = append(args, seq, 1, "m", now, 200, int64(time.Millisecond), "{}", "", "", 1)
+			}
+			log := tx.Stmt(log100)
+			if len(seqs) != 100 {
+				if log, err = tx.PrepareContext(bn.ctx, st.InsertAttempts(len(seqs))); err != nil {
+					return err
+				}
+			}
+			_, err = log.ExecContext(bn.ctx, args...)
+			return err
+		})
+		if len(seqs) == 0 {
+			b.Fatalf("floor claim found nothing (%d of %d done)", done, b.N)
+		}
+		done += len(seqs)
+	}
+}
+
+// prepare prepares q on bn.db.
+func (bn *bench) prepare(b *testing.B, q string) *sql.Stmt {
+	b.Helper()
+	st, err := bn.db.PrepareContext(bn.ctx, q)
+	require.NoError(b, err)
+	return st
+}
+
 func BenchmarkEnqueue(b *testing.B) {
 	b.Run("herald", heraldEnqueue)
 	b.Run("plain", plainEnqueue)
@@ -331,12 +449,14 @@ func BenchmarkEnqueueBatch100(b *testing.B) {
 	b.Run("herald", heraldEnqueue100)
 	b.Run("herald-own-db", heraldEnqueue100DB)
 	b.Run("herald-backlog", heraldEnqueue100Backlog)
+	b.Run("floor", floorEnqueue100)
 	b.Run("plain", plainEnqueue100)
 }
 
 func BenchmarkClaimAck100(b *testing.B) {
 	b.Run("herald", heraldClaimAck)
 	b.Run("herald-backlog", heraldClaimAckBacklog)
+	b.Run("floor", floorClaimAck)
 	b.Run("plain", plainClaimAck)
 }
 
@@ -376,6 +496,8 @@ func TestBenchmarkRatios(t *testing.T) {
 		{"enqueue, 100 per transaction, 1000 records", heraldEnqueue100Backlog, plainEnqueue100},
 		{"claim 100 + ack 100", heraldClaimAck, plainClaimAck},
 		{"claim 100 + ack 100, 1000 records", heraldClaimAckBacklog, plainClaimAck},
+		{"floor: enqueue, 100 per transaction", floorEnqueue100, plainEnqueue100},
+		{"floor: claim 100 + ack 100", floorClaimAck, plainClaimAck},
 	} {
 		if !strings.Contains(p.name, only) {
 			continue

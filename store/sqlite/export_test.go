@@ -28,3 +28,12 @@ func (s *Store) ForeignTransactions() int {
 func (s *Store) WriterWaits() int64 {
 	return s.w.Stats().WaitCount
 }
+
+// Statements holds the SQL of the hot path, for the benchmarks that run
+// it without the store's Go code around it.
+var Statements = struct {
+	InsertEvent, InsertDelivery            string
+	ReadyWebhooks, DueHeads, SetLeases     string
+	LeaseHeads, ApplyOutcome, PromoteHeads string
+	InsertAttempts                         func(n int) string
+}{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads, applyOutcome, promoteHeads, insertAttempts}
