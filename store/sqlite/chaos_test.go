@@ -18,7 +18,7 @@ import (
 // once after de-duplication, in per-key order, signed, with nothing stuck
 // or dead, every duplicate explained, and no connection to an address the
 // guard refuses. It runs 10,000 changes over 1,000 keys (1,000 over 100
-// with -short, 320 over 32 with -short -race); HERALD_CHAOS_FULL=1 runs
+// with -short or -race, 320 over 32 with both); HERALD_CHAOS_FULL=1 runs
 // the full 20,000 over 2,000.
 func TestChaos(t *testing.T) {
 	t.Parallel()
@@ -28,7 +28,7 @@ func TestChaos(t *testing.T) {
 		cfg.Changes, cfg.Keys = 20000, 2000
 	case testing.Short() && underRace:
 		cfg.Changes, cfg.Keys = 320, 32
-	case testing.Short():
+	case testing.Short() || underRace:
 		cfg.Changes, cfg.Keys = 1000, 100
 	}
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "herald.db"), sqlite.Options{})
