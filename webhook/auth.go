@@ -219,7 +219,7 @@ func (d *Dispatcher) validateAuth(w *Webhook) []error {
 	return errs
 }
 
-// clientErrors checks Config.Clients.
+// clientErrors checks Config.Clients and Config.ClientTLS.
 func (c *Config) clientErrors() []error {
 	var errs []error
 	for name, cl := range c.Clients {
@@ -228,6 +228,17 @@ func (c *Config) clientErrors() []error {
 		}
 		if cl == nil {
 			errs = append(errs, fmt.Errorf("webhook: Config.Clients[%q] is nil", name))
+		}
+	}
+	for name, tc := range c.ClientTLS {
+		if name == "" {
+			errs = append(errs, errors.New("webhook: Config.ClientTLS has an empty name"))
+		}
+		if tc == nil {
+			errs = append(errs, fmt.Errorf("webhook: Config.ClientTLS[%q] is nil", name))
+		}
+		if _, ok := c.Clients[name]; ok && name != "" {
+			errs = append(errs, fmt.Errorf("webhook: %q is in both Config.Clients and Config.ClientTLS", name))
 		}
 	}
 	return errs
@@ -241,7 +252,10 @@ func (d *Dispatcher) clientFor(w Webhook) (*http.Client, error) {
 	if c, ok := d.cfg.Clients[w.Client]; ok {
 		return c, nil
 	}
-	return nil, fmt.Errorf("client %q is not in Config.Clients of this process", w.Client)
+	if c, ok := d.cfg.tlsClients[w.Client]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("client %q is not in Config.Clients or Config.ClientTLS of this process", w.Client)
 }
 
 // authorize sets the Authorization header of an attempt's request. Only

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldhr/herald/store/memory"
 	"github.com/heraldhr/herald/transform"
 	"github.com/heraldhr/herald/webhook"
 	"github.com/heraldhr/herald/webhook/webhooktest"
@@ -445,6 +447,55 @@ func TestMutualTLSThroughANamedClient(t *testing.T) {
 	assert.Contains(t, got[0].LastError, "certificate")
 }
 
+func TestMutualTLSThroughClientTLS(t *testing.T) {
+	t.Parallel()
+	clientCert, clientPool := selfSigned(t, "herald-payroll", false)
+	var mu sync.Mutex
+	var peers []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		peers = append(peers, r.TLS.PeerCertificates[0].Subject.CommonName)
+		mu.Unlock()
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	serverPool := x509.NewCertPool()
+	serverPool.AddCert(srv.Certificate())
+
+	setup := &tls.Config{Certificates: []tls.Certificate{clientCert}, RootCAs: serverPool}
+	k := webhooktest.NewDispatcher(t, webhook.Config{ClientTLS: map[string]*tls.Config{"payroll-mtls": setup}})
+	w, err := k.Register(t.Context(), webhook.Webhook{Name: "mtls", Table: "employee", Ops: []webhook.Op{webhook.Update},
+		URL: srv.URL, Client: "payroll-mtls"})
+	require.NoError(t, err)
+	publishN(t, k, 1, "E")
+	k.Drain(t)
+
+	mu.Lock()
+	assert.Equal(t, []string{"herald-payroll"}, peers, "the client built for the setup presents its certificate")
+	mu.Unlock()
+	got, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{WebhookID: w.ID})
+	require.NoError(t, err)
+	assert.Equal(t, webhook.Delivered, got[0].Status)
+	assert.Zero(t, setup.MinVersion, "the setup given is not changed")
+}
+
+func TestClientTLSKeepsTheGuard(t *testing.T) {
+	t.Parallel()
+	// The name passes Register's checks and resolves to a private address,
+	// which only a guarded transport refuses; a client of Config.Clients
+	// would dial it.
+	d, err := webhook.New(webhook.Config{Store: memory.New(), Resolver: fixedResolver{netip.MustParseAddr("10.1.2.3")},
+		ClientTLS: map[string]*tls.Config{"payroll-mtls": {}}})
+	require.NoError(t, err)
+	res, err := d.PingWebhook(t.Context(), webhook.Webhook{Name: "payroll", Table: "employee", Ops: []webhook.Op{webhook.Update},
+		URL: "https://payroll.example/hook", Client: "payroll-mtls"})
+	require.NoError(t, err)
+	assert.False(t, res.OK())
+	assert.ErrorIs(t, res.Err, webhook.ErrBlockedDestination)
+}
+
 func TestDefinitionNamingAMissingClientIsHeld(t *testing.T) {
 	t.Parallel()
 	k, rcv := setup(t, webhook.Config{Clients: map[string]*http.Client{"special": {}}})
@@ -469,9 +520,16 @@ func TestDefinitionNamingAMissingClientIsHeld(t *testing.T) {
 
 func TestNewRejectsBadClients(t *testing.T) {
 	t.Parallel()
-	_, err := webhook.New(webhook.Config{Store: webhooktest.NewDispatcher(t, webhook.Config{}).Store,
-		Clients: map[string]*http.Client{"x": nil}})
-	assert.ErrorContains(t, err, `Config.Clients["x"] is nil`)
+	for want, cfg := range map[string]webhook.Config{
+		`Config.Clients["x"] is nil`:                         {Clients: map[string]*http.Client{"x": nil}},
+		`Config.ClientTLS["x"] is nil`:                       {ClientTLS: map[string]*tls.Config{"x": nil}},
+		`Config.ClientTLS has an empty name`:                 {ClientTLS: map[string]*tls.Config{"": {}}},
+		`"x" is in both Config.Clients and Config.ClientTLS`: {Clients: map[string]*http.Client{"x": {}}, ClientTLS: map[string]*tls.Config{"x": {}}},
+	} {
+		cfg.Store = memory.New()
+		_, err := webhook.New(cfg)
+		assert.ErrorContains(t, err, want)
+	}
 }
 
 func TestAuthPrintsNoSecrets(t *testing.T) {

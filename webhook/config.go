@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ type Config struct {
 	// ownClient is set when herald built HTTPClient, so Shutdown may close
 	// its idle connections.
 	ownClient bool
+	// tlsClients are the clients herald built for ClientTLS, by name.
+	tlsClients map[string]*http.Client
 
 	// Store keeps webhooks, events and deliveries. Required.
 	Store store.Store
@@ -124,8 +127,19 @@ type Config struct {
 	// Clients are extra HTTP clients a webhook may name in its Client
 	// field, for receivers that need their own TLS setup (mutual TLS with
 	// a client certificate). Like HTTPClient, each is used as it is: its
-	// transport decides what it may reach. nil: none.
+	// transport decides what it may reach. nil: none. ClientTLS keeps the
+	// guard.
 	Clients map[string]*http.Client
+	// ClientTLS are TLS setups a webhook may name in its Client field, as
+	// it names Clients: a client certificate for receivers that want
+	// mutual TLS, a private CA. herald builds a client for each exactly as
+	// its default one (the guard with AllowPrivateNetworks,
+	// AllowedNetworks and AllowedPorts; Proxy and Resolver; the timeouts
+	// and caps; no redirects), with a clone of the setup as its TLS
+	// configuration (at least TLS 1.2 when MinVersion is unset), so a
+	// webhook sent with a certificate cannot reach what the guard refuses.
+	// A name may not be in both maps. nil: none.
+	ClientTLS map[string]*tls.Config
 	// SecretKeys encrypts webhook secrets and credentials where the store
 	// keeps them; nil: they are stored as they are. See Keyring.
 	SecretKeys *Keyring
@@ -253,9 +267,19 @@ func (c *Config) fill() error {
 	if r.MaxRetryAfter == 0 {
 		r.MaxRetryAfter = time.Hour
 	}
+	var g *guard
+	if c.HTTPClient == nil || len(c.ClientTLS) > 0 {
+		g = newGuard(c)
+	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = newGuardedClient(c, newGuard(c))
+		c.HTTPClient = newGuardedClient(c, g)
 		c.ownClient = true
+	}
+	if len(c.ClientTLS) > 0 {
+		c.tlsClients = make(map[string]*http.Client, len(c.ClientTLS))
+		for name, tc := range c.ClientTLS {
+			c.tlsClients[name] = newGuardedTLSClient(c, g, tc)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package webhook_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -200,4 +202,41 @@ func ExampleNewKeyring() {
 	// secret in the row: false
 	// sealed with: true
 	// webhook.Keyring{current: 2026-03, keys: 2026-03}
+}
+
+// A receiver behind a private CA, or one that wants a client certificate:
+// name a TLS setup, and herald builds a client for it with the same
+// destination guard, timeouts and caps as its default one.
+func ExampleConfig_clientTLS() {
+	ctx := context.Background()
+	got := make(chan string, 1)
+	payroll := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+	}))
+	defer payroll.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(payroll.Certificate())
+
+	d, err := webhook.New(webhook.Config{Store: memory.New(),
+		AllowPrivateNetworks: true, // the receiver is on loopback here
+		ClientTLS: map[string]*tls.Config{
+			"payroll": {RootCAs: roots}, // and Certificates for mutual TLS
+		}})
+	if err != nil {
+		panic(err)
+	}
+	_, err = d.Register(ctx, webhook.Webhook{Name: "payroll", Table: "employee", Ops: []webhook.Op{webhook.Update},
+		URL: payroll.URL + "/hooks/herald", Client: "payroll"})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := d.Publish(ctx, webhook.Change{Table: "employee", Op: webhook.Update, Key: "E-1",
+		Old: map[string]any{"grade": 1}, New: map[string]any{"grade": 2}}); err != nil {
+		panic(err)
+	}
+	if _, err := d.ProcessDue(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-got)
+	// Output: /hooks/herald
 }

@@ -33,6 +33,22 @@ func newGuardedClient(cfg *Config, g *guard) *http.Client {
 	}
 }
 
+// newGuardedTLSClient is newGuardedClient with tc (cloned) as the TLS
+// configuration of its connections, direct and through a proxy.
+func newGuardedTLSClient(cfg *Config, g *guard, tc *tls.Config) *http.Client {
+	c := newGuardedClient(cfg, g)
+	t := c.Transport.(*guardedTransport)
+	tc = tc.Clone()
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	t.direct.TLSClientConfig = tc
+	if t.proxied != nil {
+		t.proxied.TLSClientConfig = tc
+	}
+	return c
+}
+
 // guardedTransport sends a request directly, through the guard's dialer,
 // or, when cfg.Proxy names a proxy for it, through a second transport that
 // only ever dials proxies. Keeping the two apart means a direct connection

@@ -118,10 +118,10 @@ type Webhook struct {
 	// Auth authenticates herald to the receiver (Basic, bearer token or
 	// OAuth2 client credentials); nil: only Headers.
 	Auth *Auth `json:"auth,omitempty"`
-	// Client names the *http.Client in Config.Clients that sends this
-	// webhook's requests (and its OAuth2 token requests): a client with a
-	// TLS certificate for receivers that want mutual TLS. Empty: the
-	// dispatcher's client.
+	// Client names the TLS setup in Config.ClientTLS, or the *http.Client
+	// in Config.Clients, that sends this webhook's requests (and its
+	// OAuth2 token requests): a TLS certificate for receivers that want
+	// mutual TLS. Empty: the dispatcher's client.
 	Client string `json:"client,omitempty"`
 	// Disabled is the "Published" toggle, inverted: a disabled webhook
 	// gets no new deliveries and its queued ones wait.

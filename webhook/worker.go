@@ -136,6 +136,9 @@ func (d *Dispatcher) closeIdle() {
 	if d.cfg.ownClient {
 		d.client.CloseIdleConnections()
 	}
+	for _, c := range d.cfg.tlsClients {
+		c.CloseIdleConnections()
+	}
 }
 
 // claimLoop runs the worker pool until stop or ctx ends it. The pool
