@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -403,23 +404,34 @@ func selfSigned(t *testing.T, cn string, server bool) (tls.Certificate, *x509.Ce
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
-func TestMutualTLSThroughANamedClient(t *testing.T) {
-	t.Parallel()
-	clientCert, clientPool := selfSigned(t, "herald-payroll", false)
+// mtlsReceiver starts a TLS server that wants a client certificate, and
+// returns it, the certificate it takes, a pool that trusts the server,
+// and the common names of the certificates it was sent so far.
+func mtlsReceiver(t *testing.T) (srv *httptest.Server, cert tls.Certificate, trust *x509.CertPool, peers func() []string) {
+	cert, clientPool := selfSigned(t, "herald-payroll", false)
 	var mu sync.Mutex
-	var peers []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var names []string
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		peers = append(peers, r.TLS.PeerCertificates[0].Subject.CommonName)
+		names = append(names, r.TLS.PeerCertificates[0].Subject.CommonName)
 		mu.Unlock()
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // a refused handshake is expected
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	serverPool := x509.NewCertPool()
-	serverPool.AddCert(srv.Certificate())
+	trust = x509.NewCertPool()
+	trust.AddCert(srv.Certificate())
+	return srv, cert, trust, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
+}
 
+func TestMutualTLSThroughANamedClient(t *testing.T) {
+	t.Parallel()
+	srv, clientCert, serverPool, peers := mtlsReceiver(t)
 	mtls := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		Certificates: []tls.Certificate{clientCert}, RootCAs: serverPool}}}
 	t.Cleanup(mtls.CloseIdleConnections)
@@ -435,9 +447,7 @@ func TestMutualTLSThroughANamedClient(t *testing.T) {
 	publishN(t, k, 1, "E")
 	k.Drain(t)
 
-	mu.Lock()
-	assert.Equal(t, []string{"herald-payroll"}, peers, "the named client presents its certificate")
-	mu.Unlock()
+	assert.Equal(t, []string{"herald-payroll"}, peers(), "the named client presents its certificate")
 	got, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{WebhookID: with.ID})
 	require.NoError(t, err)
 	assert.Equal(t, webhook.Delivered, got[0].Status)
@@ -449,21 +459,7 @@ func TestMutualTLSThroughANamedClient(t *testing.T) {
 
 func TestMutualTLSThroughClientTLS(t *testing.T) {
 	t.Parallel()
-	clientCert, clientPool := selfSigned(t, "herald-payroll", false)
-	var mu sync.Mutex
-	var peers []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		peers = append(peers, r.TLS.PeerCertificates[0].Subject.CommonName)
-		mu.Unlock()
-	}))
-	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	serverPool := x509.NewCertPool()
-	serverPool.AddCert(srv.Certificate())
-
+	srv, clientCert, serverPool, peers := mtlsReceiver(t)
 	setup := &tls.Config{Certificates: []tls.Certificate{clientCert}, RootCAs: serverPool}
 	k := webhooktest.NewDispatcher(t, webhook.Config{ClientTLS: map[string]*tls.Config{"payroll-mtls": setup}})
 	w, err := k.Register(t.Context(), webhook.Webhook{Name: "mtls", Table: "employee", Ops: []webhook.Op{webhook.Update},
@@ -472,9 +468,7 @@ func TestMutualTLSThroughClientTLS(t *testing.T) {
 	publishN(t, k, 1, "E")
 	k.Drain(t)
 
-	mu.Lock()
-	assert.Equal(t, []string{"herald-payroll"}, peers, "the client built for the setup presents its certificate")
-	mu.Unlock()
+	assert.Equal(t, []string{"herald-payroll"}, peers(), "the client built for the setup presents its certificate")
 	got, err := k.Deliveries(t.Context(), webhook.DeliveryQuery{WebhookID: w.ID})
 	require.NoError(t, err)
 	assert.Equal(t, webhook.Delivered, got[0].Status)

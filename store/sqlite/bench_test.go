@@ -117,6 +117,15 @@ func (bn *bench) inTx(b *testing.B, n int, fn func(tx *sql.Tx) error) {
 	}
 }
 
+// inBatches runs fn b.N times, a hundred to a transaction of bn.db, and
+// reports the CPU time per op.
+func (bn *bench) inBatches(b *testing.B, fn func(tx *sql.Tx) error) {
+	defer cpuPerOp(b)()
+	for i := 0; i < b.N; i += 100 {
+		bn.inTx(b, min(100, b.N-i), fn)
+	}
+}
+
 // cpuPerOp reports, next to the wall time, the CPU time per op the
 // process used from when it is called to when the returned function is:
 // on a shared machine other work stretches wall time, far less the CPU
@@ -191,18 +200,12 @@ func heraldEnqueue100DB(b *testing.B) {
 		_, err := bn.s.EnqueueTx(bn.ctx, sqlite.Tx(tx), e, ds)
 		return err
 	}
-	defer cpuPerOp(b)()
-	for i := 0; i < b.N; i += 100 {
-		bn.inTx(b, min(100, b.N-i), enqueue)
-	}
+	bn.inBatches(b, enqueue)
 }
 
 func plainEnqueue100(b *testing.B) {
 	bn := newBench(b)
-	defer cpuPerOp(b)()
-	for i := 0; i < b.N; i += 100 {
-		bn.inTx(b, min(100, b.N-i), bn.plainInsert)
-	}
+	bn.inBatches(b, bn.plainInsert)
 }
 
 // fill enqueues n changes for the store and for plain SQL, outside the
@@ -342,10 +345,7 @@ func floorEnqueue100(b *testing.B) {
 			t0.UnixNano(), t0.UnixNano())
 		return err
 	}
-	defer cpuPerOp(b)()
-	for i := 0; i < b.N; i += 100 {
-		bn.inTx(b, min(100, b.N-i), insert)
-	}
+	bn.inBatches(b, insert)
 }
 
 func floorClaimAck(b *testing.B) {
