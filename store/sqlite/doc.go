@@ -55,6 +55,13 @@
 // writes nothing; once its transaction has begun, it runs to the end (a
 // wait for another connection's lock ends at the busy timeout).
 //
+// A Store copies what it commits from the write-ahead log into the
+// database file in the background, on a connection of its own, a tenth of
+// a second after its writes (a PASSIVE checkpoint, which waits for no
+// one). The writer's own checkpoint, when the log reaches 8,000 pages,
+// then finds little left to copy, and the writes queued behind it no
+// longer wait for thousands of pages and a sync of the file.
+//
 // One process per file is the intended shape. Several processes may share
 // a file (they serialise on its write lock and see each other's work), but
 // for dispatchers on several machines use the Postgres store.
@@ -68,7 +75,9 @@
 // checkpoints the write-ahead log. secure_delete is on, so erased and
 // deleted content is overwritten in the database file rather than left in
 // free pages, and after the checkpoint it is not in the log either
-// (backups you took before are yours to handle).
+// (backups you took before are yours to handle). When a reader keeps the
+// checkpoint from emptying the log past the busy timeout, Erase says so
+// in its error; erasing again finishes the job.
 //
 // # Recovery in order and the audit trail
 //

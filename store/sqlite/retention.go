@@ -299,8 +299,19 @@ func (s *Store) Erase(ctx context.Context, e store.Erasure, now time.Time) (stor
 			break
 		}
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	// The log still holds the pages as they were before the erasure: copy
+	// it into the file and empty it. A checkpoint that cannot finish (a
+	// reader holds an old snapshot past the busy timeout) says so in its
+	// row, not as an error.
+	var busy, log, done int
+	s.ckMu.Lock()
+	err = s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done)
+	s.ckMu.Unlock()
+	switch {
+	case err != nil:
 		return res, fmt.Errorf("sqlite: checkpoint after erasure: %w", err)
+	case busy != 0:
+		return res, errors.New("sqlite: checkpoint after erasure: the write-ahead log is still in use; erase again to empty it")
 	}
 	return res, nil
 }

@@ -3,12 +3,14 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +100,31 @@ func TestSurvivesReopen(t *testing.T) {
 	require.Len(t, ms, 1)
 	assert.Equal(t, d.ID, ms[0].Deliveries[0].ID)
 	assert.JSONEq(t, `{"key":"E1","salary":"SECRET-E1"}`, string(ms[0].Events[0].Payload))
+}
+
+// TestCheckpointsInTheBackground checks that what the writer commits is
+// copied into the database file while the log holds far fewer pages than
+// the writer's own checkpoint waits for: the store's checkpointer did it.
+func TestCheckpointsInTheBackground(t *testing.T) {
+	t.Parallel()
+	s, path := openWithWebhook(t)
+	fileSize := func() int64 {
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	before := fileSize()
+	payload := json.RawMessage(`{"note":"` + strings.Repeat("x", 2000) + `"}`)
+	es := make([]store.EventWithDeliveries, 100) // about 200 KiB, some 60 pages of the log
+	for i := range es {
+		e := event(fmt.Sprintf("c%d", i), fmt.Sprintf("E%d", i))
+		e.Payload = payload
+		es[i] = store.EventWithDeliveries{Event: e, Deliveries: []store.Delivery{delivery("wh")}}
+	}
+	_, err := s.EnqueueMany(t.Context(), es)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return fileSize() >= before+100*2000 }, 10*time.Second, 10*time.Millisecond,
+		"the committed pages reach the database file")
 }
 
 func TestMigrations(t *testing.T) {
@@ -277,6 +304,38 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	assert.Equal(t, 3, r.Events)
 	assert.False(t, onDisk(t, path, marker), "erased data is overwritten in the file and gone from the log")
 	assert.True(t, onDisk(t, path, []byte("SECRET-E2")), "other records stay")
+}
+
+// TestEraseReportsALogItCannotEmpty holds a read snapshot open on another
+// connection while erasing: the checkpoint cannot empty the log, whose
+// older frames still hold the erased data, and Erase says so; erasing
+// again once the reader is done finishes the job.
+func TestEraseReportsALogItCannotEmpty(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{BusyTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	_, err = s.Enqueue(t.Context(), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	reader, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, reader.QueryRowContext(t.Context(), `SELECT count(*) FROM herald_events`).Scan(&n))
+
+	_, err = s.Erase(t.Context(), store.Erasure{Table: "employee", Key: "E1"}, t0)
+	require.ErrorContains(t, err, "still in use")
+	require.NoError(t, reader.Rollback())
+	r, err := s.Erase(t.Context(), store.Erasure{Table: "employee", Key: "E1"}, t0)
+	require.NoError(t, err)
+	assert.Zero(t, r.Events, "the first call erased the payload already")
+	assert.False(t, onDisk(t, path, []byte("SECRET-E1")), "erased data is gone from the file and the log")
 }
 
 func onDisk(t *testing.T, path string, marker []byte) bool {
