@@ -167,8 +167,9 @@ const checkpointDelay = 100 * time.Millisecond
 
 // checkpointer copies what the writer committed from the write-ahead log
 // into the database file, in the background: a PASSIVE checkpoint, on a
-// connection of its own, a short while after the writer commits. It
-// never waits for the writer, nor the writer for it.
+// connection of its own, a short while after the writer commits. It and
+// the writer's transactions never wait for each other; only Erase's own
+// checkpoint takes turns with it (ckMu).
 //
 // The writer still checkpoints by itself when the log reaches 8,000 pages
 // (see DSN): only a checkpoint that catches up with the end of the log
