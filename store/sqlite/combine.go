@@ -217,7 +217,6 @@ func (s *Store) writeCombined(ctx context.Context, batch []*writeOp) {
 	s.end(tx)
 	if !failed {
 		if err := tx.Commit(); err == nil {
-			s.committed()
 			s.prepareWanted(ctx)
 			return
 		}

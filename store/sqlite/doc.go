@@ -55,9 +55,10 @@
 // writes nothing; once its transaction has begun, it runs to the end (a
 // wait for another connection's lock ends at the busy timeout).
 //
-// A Store copies what it commits from the write-ahead log into the
+// A Store copies what its writer connection commits (its own writes, and
+// the transactions BeginTx hands out) from the write-ahead log into the
 // database file in the background, on a connection of its own, a tenth of
-// a second after its writes (a PASSIVE checkpoint, which waits for no
+// a second after the commit (a PASSIVE checkpoint, which waits for no
 // one). The writer's own checkpoint, when the log reaches 8,000 pages,
 // then finds little left to copy, and the writes queued behind it no
 // longer wait for thousands of pages and a sync of the file.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,7 +13,7 @@ import (
 	"time"
 	"weak"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"github.com/heraldhr/herald/store"
 )
@@ -125,10 +126,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.WatchInterval <= 0 {
 		opts.WatchInterval = 100 * time.Millisecond
 	}
-	w, err := sql.Open("sqlite", DSN(path, opts.BusyTimeout))
+	ckWake := make(chan struct{}, 1)
+	wc, err := msqlite.NewConnector(DSN(path, opts.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	w := sql.OpenDB(writerConnector{Connector: wc, committed: func() { wake(ckWake) }})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -151,7 +154,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	ck.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: r, ck: ck, watch: opts.WatchInterval, stmts: map[string]*sql.Stmt{},
 		wanted: map[string]struct{}{}, curStmts: map[string]*sql.Stmt{}, subs: map[chan struct{}]struct{}{},
-		closing: make(chan struct{}), ckWake: make(chan struct{}, 1)}
+		closing: make(chan struct{}), ckWake: ckWake}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -207,12 +210,40 @@ func (s *Store) checkpointer() {
 	}
 }
 
-// committed tells the checkpointer the writer committed.
-func (s *Store) committed() {
+// wake tells the checkpointer, listening on ch, that the writer committed.
+func wake(ch chan<- struct{}) {
 	select {
-	case s.ckWake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// writerConnector opens the writer's connections with a commit hook that
+// calls committed, so that every commit on the writer wakes the
+// checkpointer: the store's own, and those of the transactions BeginTx
+// hands out, which their callers commit. SQLite calls the hook as a
+// write transaction commits, on the committing goroutine; it must not
+// touch the connection, and does not.
+type writerConnector struct {
+	driver.Connector
+	committed func()
+}
+
+func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := conn.(msqlite.HookRegisterer)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: the driver's connection (%T) takes no commit hook", conn)
+	}
+	h.RegisterCommitHook(func() int32 {
+		c.committed()
+		return 0 // 0: the commit goes ahead
+	})
+	return conn, nil
 }
 
 func (s *Store) init(ctx context.Context) error {
@@ -347,7 +378,6 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
-	s.committed()
 	s.prepareWanted(ctx)
 	return nil
 }
