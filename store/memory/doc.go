@@ -5,18 +5,21 @@
 //
 // Every pending delivery belongs to an order chain (webhook, tenant, record
 // key) unless it was replayed. Only the head of a chain is claimable. Heads
-// wait in a heap per webhook ordered by due time, and webhooks wait in a
-// heap ordered by their earliest due head, so a claim costs O(log n) in
-// the backlog and takes turns across webhooks. A batching webhook's claim
-// gathers further due heads (and their chains' next records) up to its
-// batch size and fixes them as one message.
+// wait in a queue per webhook ordered by due time: those that arrive in
+// order (new deliveries, due as they are made) in a run taken from its
+// front, the others (retries due later, replays, expired leases) in a
+// heap of their own. Webhooks wait in a heap ordered by their earliest
+// due head. So a claim from a backlog of new deliveries costs the same
+// however long it is, and claims take turns across webhooks. A batching
+// webhook's claim gathers further due heads (and their chains' next
+// records) up to its batch size and fixes them as one message.
 //
 // # Memory
 //
 // A pending delivery of a 1 KiB payload takes about 2 KiB of heap, the
 // payload included: a million fit in under 2 GiB, and claiming costs the
 // same with a thousand or a million waiting (BenchmarkClaimBacklog).
-// Delivered deliveries, their events and attempts are kept for as long as
-// the store lives, so a long-running process's heap grows with every
-// delivery made.
+// Delivered deliveries, their events and attempts are kept until Purge
+// removes them (the dispatcher's retention calls it), so without
+// retention a long-running process's heap grows with every delivery made.
 package memory

@@ -60,7 +60,7 @@ type unit struct {
 	q     *queue
 	rows  []*row
 	due   stamp
-	hidx  int   // index in q.units, -1 when not queued
+	hidx  int   // where it waits in q.units, -1 when not queued (see unitQueue)
 	held  *hold // nil when not leased
 	fixed bool  // members are fixed (a batch, or a replay)
 }
@@ -76,7 +76,7 @@ type hold struct {
 type queue struct {
 	id       string
 	disabled bool
-	units    unitHeap
+	units    unitQueue
 	ridx     int // index in Store.ready, -1 when absent
 }
 
@@ -373,12 +373,12 @@ func (s *Store) Claim(ctx context.Context, c store.Claim) ([]store.Message, erro
 		var round []*queue
 		for len(out) < c.Limit && len(s.ready) > 0 {
 			q := s.ready[0]
-			u := q.units[0]
+			u := q.units.min()
 			if u.due.after(now) {
 				break
 			}
 			heap.Pop(&s.ready)
-			heap.Pop(&q.units)
+			q.units.popMin()
 			if max := int(u.rows[0].maxBatch); max > 1 && !u.fixed {
 				s.gather(u, max, now)
 			}
@@ -413,12 +413,12 @@ func (s *Store) newToken() string {
 func (s *Store) gather(u *unit, max int, now stamp) {
 	q := u.q
 	u.rows = s.follow(u.rows, max, now)
-	for len(u.rows) < max && len(q.units) > 0 {
-		next := q.units[0]
+	for len(u.rows) < max && q.units.len() > 0 {
+		next := q.units.min()
 		if next.fixed || next.due.after(now) {
 			break
 		}
-		heap.Pop(&q.units)
+		q.units.popMin()
 		u.rows = s.follow(append(u.rows, next.rows...), max, now)
 	}
 	sort.Slice(u.rows, func(i, j int) bool { return u.rows[i].seq < u.rows[j].seq })
@@ -704,19 +704,19 @@ func (s *Store) queue(id string) *queue {
 	return q
 }
 
-// push queues u as claimable in its webhook's heap.
+// push queues u as claimable in its webhook's queue.
 func (s *Store) push(u *unit) {
 	for _, r := range u.rows {
 		r.unit = u
 	}
-	heap.Push(&u.q.units, u)
+	u.q.units.push(u)
 	s.refresh(u.q)
 }
 
 // refresh puts q in the ready heap at the place of its earliest unit, or
 // takes it out when it has none or is disabled.
 func (s *Store) refresh(q *queue) {
-	want := !q.disabled && len(q.units) > 0
+	want := !q.disabled && q.units.len() > 0
 	switch {
 	case want && q.ridx >= 0:
 		heap.Fix(&s.ready, q.ridx)
@@ -735,11 +735,11 @@ func (s *Store) unlease(u *unit) {
 	}
 }
 
-// dropUnit takes u out of every heap and map.
+// dropUnit takes u out of every queue, heap and map.
 func (s *Store) dropUnit(u *unit) {
 	s.unlease(u)
-	if u.hidx >= 0 {
-		heap.Remove(&u.q.units, u.hidx)
+	if u.queued() {
+		u.q.units.remove(u)
 	}
 }
 
@@ -826,7 +826,7 @@ func (h *leaseHeap) Pop() any {
 type queueHeap []*queue
 
 func (h queueHeap) Len() int           { return len(h) }
-func (h queueHeap) Less(i, j int) bool { return earlier(h[i].units[0], h[j].units[0]) }
+func (h queueHeap) Less(i, j int) bool { return earlier(h[i].units.min(), h[j].units.min()) }
 func (h queueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].ridx = i

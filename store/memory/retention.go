@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"container/heap"
 	"context"
 	"slices"
 	"time"
@@ -143,8 +142,8 @@ func (s *Store) cancel(r *row, now time.Time, touched map[*chain]struct{}) {
 		case len(u.rows) == 0:
 			s.dropUnit(u)
 			s.refresh(u.q)
-		case u.hidx >= 0:
-			heap.Fix(&u.q.units, u.hidx)
+		case u.queued():
+			u.q.units.fix(u)
 			s.refresh(u.q)
 		}
 		r.unit = nil

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"container/heap"
 	"context"
 	"slices"
 	"sort"
@@ -104,8 +103,8 @@ func (s *Store) rejoin(r *row, now time.Time) {
 	// r is the new head. The former head waits behind it again, unless it
 	// is already leased or fixed in a batch: then it cannot be held back.
 	if len(c.rows) > 1 {
-		if old := c.rows[1]; old.unit != nil && !old.unit.fixed && old.unit.held == nil && old.unit.hidx >= 0 {
-			heap.Remove(&old.unit.q.units, old.unit.hidx)
+		if old := c.rows[1]; old.unit != nil && !old.unit.fixed && old.unit.held == nil && old.unit.queued() {
+			old.unit.q.units.remove(old.unit)
 			old.unit = nil
 		}
 	}
