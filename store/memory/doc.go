@@ -5,10 +5,10 @@
 //
 // Every pending delivery belongs to an order chain (webhook, tenant, record
 // key) unless it was replayed. Only the head of a chain is claimable. Heads
-// wait in a queue per webhook ordered by due time: those that arrive in
-// order (new deliveries, due as they are made) in a run taken from its
-// front, the others (retries due later, replays, expired leases) in a
-// heap of their own. Webhooks wait in a heap ordered by their earliest
+// wait in a queue per webhook ordered by due time: new deliveries, due as
+// they are made, in a run taken from its front; heads that come back
+// (retries, released or expired leases, replays, a chain's next head) in
+// a heap of their own. Webhooks wait in a heap ordered by their earliest
 // due head. So a claim from a backlog of new deliveries costs the same
 // however long it is, and claims take turns across webhooks. A batching
 // webhook's claim gathers further due heads (and their chains' next

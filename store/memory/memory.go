@@ -346,7 +346,7 @@ func (s *Store) enqueue(e store.Event, ds []store.Delivery, rows []row) {
 			u, units = &units[0], units[1:]
 			ones[2*i+1] = r
 			*u = unit{q: q, rows: ones[2*i+1 : 2*i+2 : 2*i+2], due: r.next, hidx: -1}
-			s.push(u)
+			s.pushNew(u)
 		}
 	}
 	if len(ds) > 0 {
@@ -704,8 +704,19 @@ func (s *Store) queue(id string) *queue {
 	return q
 }
 
-// push queues u as claimable in its webhook's queue.
+// push queues u, which comes back (a retry, a released or expired
+// lease, a replay, a chain's next head), as claimable in its webhook's
+// queue.
 func (s *Store) push(u *unit) {
+	for _, r := range u.rows {
+		r.unit = u
+	}
+	u.q.units.pushAside(u)
+	s.refresh(u.q)
+}
+
+// pushNew queues the unit of a delivery just enqueued.
+func (s *Store) pushNew(u *unit) {
 	for _, r := range u.rows {
 		r.unit = u
 	}

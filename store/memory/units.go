@@ -4,12 +4,15 @@ import "container/heap"
 
 // unitQueue holds a webhook's claimable units, earliest first (earlier).
 //
-// Most units arrive in order: deliveries enqueued as changes come, each
-// due when it was made. Those wait in a run, a slice already in order,
-// taken from its front in constant time however long the backlog. A unit
-// that arrives out of order (a retry due later than units queued after
-// it, a replay, a lease that ran out) waits in a heap instead, which
-// holds only those. The earliest unit is the earlier of the two fronts.
+// Most units are new deliveries, enqueued as changes come, each due when
+// it was made: they arrive in order. Those wait in a run, a slice already
+// in order, taken from its front in constant time however long the
+// backlog. Units that come back (a retry, a released or expired lease, a
+// replay, a chain's next head) wait in a heap instead, which holds only
+// those, and so does a new one that arrives out of order. A retry due
+// later must not end the run: every new delivery behind it, due earlier,
+// would then go to the heap. The earliest unit is the earlier of the two
+// fronts.
 // With a binary heap alone, every claim from a backlog of a million
 // followed a path of twenty units scattered over the heap, and took
 // about twice as long as from a backlog of a thousand.
@@ -47,7 +50,8 @@ func (q *unitQueue) min() *unit {
 	return q.run[q.head]
 }
 
-// push queues u, which is not queued.
+// push queues u, a new delivery's unit that is not queued: at the end of
+// the run when it comes in order, else in the heap.
 func (q *unitQueue) push(u *unit) {
 	if q.live > 0 && earlier(u, q.run[len(q.run)-1]) {
 		heap.Push(&q.heap, u)
@@ -57,6 +61,9 @@ func (q *unitQueue) push(u *unit) {
 	q.run = append(q.run, u)
 	q.live++
 }
+
+// pushAside queues u, which is not queued and comes back, in the heap.
+func (q *unitQueue) pushAside(u *unit) { heap.Push(&q.heap, u) }
 
 // popMin takes the earliest unit out and returns it; there must be one.
 func (q *unitQueue) popMin() *unit {
@@ -101,7 +108,7 @@ func (q *unitQueue) remove(u *unit) {
 // fix puts u, which is queued, where it now belongs: its rows changed.
 func (q *unitQueue) fix(u *unit) {
 	q.remove(u)
-	q.push(u)
+	q.pushAside(u)
 }
 
 // queued reports whether u waits in its webhook's queue.

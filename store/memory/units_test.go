@@ -1,9 +1,13 @@
 package memory
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/heraldhr/herald/store"
 )
 
 // TestUnitQueueOrder drives a unitQueue with random pushes (mostly in
@@ -44,9 +48,13 @@ func TestUnitQueueOrder(t *testing.T) {
 		}
 		for step := range steps {
 			switch op := rng.IntN(20); {
-			case op < 11:
+			case op < 9:
 				u := newUnit()
 				q.push(u)
+				queued = append(queued, u)
+			case op < 11:
+				u := newUnit()
+				q.pushAside(u)
 				queued = append(queued, u)
 			case op < 17 && len(queued) > 0:
 				want := earliest()
@@ -114,6 +122,72 @@ func checkUnitQueue(t *testing.T, q *unitQueue) {
 			t.Fatalf("heap unit at %d has hidx %d", i, u.hidx)
 		}
 	}
+}
+
+// TestRetriesLeaveTheRunToNewDeliveries checks, through the store, that
+// a delivery retried later waits aside: the deliveries enqueued after it,
+// due earlier, still wait in the run, where claims are constant-time.
+func TestRetriesLeaveTheRunToNewDeliveries(t *testing.T) {
+	ctx := t.Context()
+	s := New()
+	_, err := s.SaveWebhook(ctx, store.Webhook{ID: "wh", Definition: []byte(`{}`)}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	enqueue := func(i int, at time.Time) {
+		e := store.Event{ID: fmt.Sprintf("e%d", i), Key: fmt.Sprintf("k%d", i), Time: at, Payload: []byte(`{}`)}
+		d := store.Delivery{ID: fmt.Sprintf("d%d", i), WebhookID: "wh", NextAttempt: at, CreatedAt: at}
+		if _, err := s.Enqueue(ctx, e, []store.Delivery{d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		enqueue(i, t0.Add(time.Duration(i)*time.Second))
+	}
+	ms, err := s.Claim(ctx, store.Claim{Now: t0, Lease: time.Minute, Limit: 1})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("claim: %v, %d messages", err, len(ms))
+	}
+	err = s.Ack(ctx, []store.Result{{MessageID: ms[0].ID, Lease: ms[0].Lease, Outcome: store.OutcomeRetry,
+		Now: t0, NextAttempt: t0.Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 20; i++ {
+		enqueue(i, t0.Add(time.Duration(i)*time.Second))
+	}
+	q := s.queues["wh"]
+	if len(q.units.heap) != 1 || q.units.live != 19 {
+		t.Fatalf("the heap holds %d units and the run %d; want the retry alone in the heap", len(q.units.heap), q.units.live)
+	}
+}
+
+// TestUnitQueueRetriesStayAside checks that a unit coming back due later
+// (a retry) does not end the run: the new units behind it, due earlier,
+// still join the run.
+func TestUnitQueueRetriesStayAside(t *testing.T) {
+	var q unitQueue
+	for i := range 10 {
+		q.push(&unit{rows: []*row{{seq: int64(i)}}, due: stamp(i), hidx: -1})
+	}
+	retry := &unit{rows: []*row{{seq: 100}}, due: stamp(1000), hidx: -1}
+	q.pushAside(retry)
+	for i := 10; i < 20; i++ {
+		q.push(&unit{rows: []*row{{seq: int64(i)}}, due: stamp(i), hidx: -1})
+	}
+	if len(q.heap) != 1 || q.live != 20 {
+		t.Fatalf("heap holds %d units, run %d; want the retry alone aside", len(q.heap), q.live)
+	}
+	for i := range 20 {
+		if u := q.popMin(); u.rows[0].seq != int64(i) {
+			t.Fatalf("claim %d took seq %d", i, u.rows[0].seq)
+		}
+	}
+	if q.popMin() != retry || q.len() != 0 {
+		t.Fatal("the retry is not last, or the queue is not empty")
+	}
+	checkUnitQueue(t, &q)
 }
 
 // TestUnitQueueInOrderStaysInTheRun checks that units pushed in order
