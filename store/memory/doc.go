@@ -22,4 +22,6 @@
 // Delivered deliveries, their events and attempts are kept until Purge
 // removes them (the dispatcher's retention calls it), so without
 // retention a long-running process's heap grows with every delivery made.
+// Purge works in turns of the policy's batch size and releases the lock
+// between them, so it never holds publishers and workers off for long.
 package memory

@@ -33,7 +33,8 @@ type Store struct {
 	webhooks map[string]store.Webhook
 	events   index[eventKey, *store.Event]
 	rows     index[string, *row] // every delivery, by id
-	all      []*row              // every delivery in order of sequence
+	all      []*row              // every delivery in order of sequence; an event's rows are consecutive
+	bare     []*store.Event      // the events no row refers to (see Purge)
 	chains   map[chainKey]*chain
 	queues   map[string]*queue // by webhook id
 	ready    queueHeap         // queues with a claimable message
@@ -42,6 +43,9 @@ type Store struct {
 	tokens   uint64            // lease tokens handed out
 	subs     map[chan struct{}]struct{}
 	audit    auditLog
+
+	purgeMu   sync.Mutex // one Purge at a time: each keeps its place in all and bare between turns
+	purgeTurn func()     // tests: called between a Purge's turns, the lock released
 }
 
 type eventKey struct{ tenant, id string }
@@ -307,6 +311,7 @@ func (s *Store) enqueue(e store.Event, ds []store.Delivery, rows []row) {
 	ev := e // its Payload is not changed by the caller (see store.Event)
 	s.events.add(&ev)
 	if len(ds) == 0 {
+		s.bare = append(s.bare, &ev)
 		return
 	}
 	ones := make([]*row, 2*len(ds)) // one-row backings for new chains and units

@@ -8,62 +8,151 @@ import (
 	"github.com/heraldhr/herald/store"
 )
 
-// Purge forgets finished work as p says. The memory store holds its lock
-// for one pass over every delivery (microseconds per thousand rows) rather
-// than working in batches: it has no transactions to keep short.
+// Purge forgets finished work as p says. It works in turns of about
+// p.BatchSize deliveries (store.DefaultPurgeBatch when 0), each holding
+// the store's lock briefly, so publishers and workers go on between them;
+// a single pass that held the lock over a million deliveries took close
+// to a second.
+//
+// An event's rows are consecutive in s.all (they are enqueued together
+// and only Purge takes rows out), so each turn ends at an event's end and
+// settles the events it went through: their payload goes when no row
+// that is left may send it, and the event itself, once no row refers to
+// it, when it is old enough; one not old enough waits in s.bare, with the
+// events stored without deliveries, for a later Purge.
 func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (store.PurgeResult, error) {
 	if err := ctx.Err(); err != nil {
 		return store.PurgeResult{}, err
 	}
-	delivered, dead, payloads, events := cutoff(now, p.Delivered), cutoff(now, p.Dead), cutoff(now, p.Payloads), cutoff(now, p.Events)
-	stampBefore := func(t stamp, cut time.Time) bool { return before(t.Time(), cut) }
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c := purgeCuts{delivered: cutoff(now, p.Delivered), dead: cutoff(now, p.Dead), payloads: cutoff(now, p.Payloads),
+		events: cutoff(now, p.Events), batch: p.BatchSize}
+	if c.batch <= 0 {
+		c.batch = store.DefaultPurgeBatch
+	}
+	s.purgeMu.Lock()
+	defer s.purgeMu.Unlock()
 	var res store.PurgeResult
-	live := map[*store.Event]int{}    // deliveries left per event
-	needed := map[*store.Event]bool{} // a delivery may still send the payload
-	kept := s.all[:0]
-	for _, r := range s.all {
-		var expired bool
-		switch r.status {
-		case stPending:
-			needed[r.ev] = true
-		case stDelivered, stSkipped:
-			expired = stampBefore(r.updated, delivered)
-		default:
-			expired = stampBefore(r.updated, dead)
-		}
-		if expired {
-			s.rows.remove(r)
-			res.Deliveries++
-			res.Attempts += len(r.attempts)
-			continue
-		}
-		kept = append(kept, r)
-		live[r.ev]++
-		if r.status != stPending {
-			if stampBefore(r.updated, payloads) {
-				for i := range r.attempts {
-					r.attempts[i].ResponseBody = ""
-				}
-			} else {
-				needed[r.ev] = true
+	for _, turn := range []func(int, purgeCuts, *store.PurgeResult) (int, bool){s.purgeRows, s.purgeBare} {
+		for i, more := 0, true; more; {
+			s.mu.Lock()
+			i, more = turn(i, c, &res)
+			s.mu.Unlock()
+			if !more {
+				break
+			}
+			if s.purgeTurn != nil {
+				s.purgeTurn()
+			}
+			if err := ctx.Err(); err != nil {
+				return res, err
 			}
 		}
 	}
-	clear(s.all[len(kept):])
-	s.all = kept
-	for ev := range s.events.values() {
-		if ev.Payload != nil && !needed[ev] {
+	return res, nil
+}
+
+// purgeCuts are the moments before which finished work expired (zero
+// keeps it), and about how many rows, or bare events, a turn looks at.
+type purgeCuts struct {
+	delivered, dead, payloads, events time.Time
+	batch                             int
+}
+
+// purgeRows is a turn of Purge over the rows from s.all[i]: it removes
+// the expired ones, settles their events, and returns where the next turn
+// starts and whether there is one; s.mu is held.
+func (s *Store) purgeRows(i int, c purgeCuts, res *store.PurgeResult) (int, bool) {
+	end := min(i+c.batch, len(s.all))
+	for end < len(s.all) && s.all[end].ev == s.all[end-1].ev {
+		end++ // the turn ends at an event's end
+	}
+	kept := i
+	for j := i; j < end; {
+		ev := s.all[j].ev
+		live, needed := 0, false // rows left, and whether one may still send the payload
+		for ; j < end && s.all[j].ev == ev; j++ {
+			r := s.all[j]
+			var expired bool
+			switch r.status {
+			case stPending:
+				needed = true
+			case stDelivered, stSkipped:
+				expired = before(r.updated.Time(), c.delivered)
+			default:
+				expired = before(r.updated.Time(), c.dead)
+			}
+			if expired {
+				s.rows.remove(r)
+				res.Deliveries++
+				res.Attempts += len(r.attempts)
+				continue
+			}
+			s.all[kept] = r
+			kept++
+			live++
+			if r.status != stPending {
+				if before(r.updated.Time(), c.payloads) {
+					for k := range r.attempts {
+						r.attempts[k].ResponseBody = ""
+					}
+				} else {
+					needed = true
+				}
+			}
+		}
+		s.settle(ev, live, needed, c, res)
+	}
+	if kept < end { // close the gap the removed rows left
+		n := copy(s.all[kept:], s.all[end:])
+		clear(s.all[kept+n:])
+		s.all = s.all[:kept+n]
+	}
+	return kept, kept < len(s.all)
+}
+
+// settle drops ev's payload when no row left may send it, and ev itself,
+// with no row left, when it is old enough; else it waits in s.bare.
+func (s *Store) settle(ev *store.Event, live int, needed bool, c purgeCuts, res *store.PurgeResult) {
+	if ev.Payload != nil && !needed {
+		ev.Payload = nil
+		res.Payloads++
+	}
+	if live > 0 {
+		return
+	}
+	if before(createdAt(ev), c.events) {
+		s.events.remove(ev)
+		res.Events++
+		return
+	}
+	s.bare = append(s.bare, ev)
+}
+
+// purgeBare is a turn of Purge over the events no row refers to, from
+// s.bare[i]: their payloads go, and so do those old enough. It returns
+// where the next turn starts and whether there is one; s.mu is held.
+func (s *Store) purgeBare(i int, c purgeCuts, res *store.PurgeResult) (int, bool) {
+	end := min(i+c.batch, len(s.bare))
+	kept := i
+	for _, ev := range s.bare[i:end] {
+		if ev.Payload != nil {
 			ev.Payload = nil
 			res.Payloads++
 		}
-		if live[ev] == 0 && before(createdAt(ev), events) {
+		if before(createdAt(ev), c.events) {
 			s.events.remove(ev)
 			res.Events++
+			continue
 		}
+		s.bare[kept] = ev
+		kept++
 	}
-	return res, nil
+	if kept < end {
+		n := copy(s.bare[kept:], s.bare[end:])
+		clear(s.bare[kept+n:])
+		s.bare = s.bare[:kept+n]
+	}
+	return kept, kept < len(s.bare)
 }
 
 // cutoff is the moment before which something of the given age expired;
