@@ -12,16 +12,17 @@ import (
 )
 
 // TestWriterCommitsWakeTheCheckpointer checks that every write committed
-// on a writer connection calls the hook, whoever commits it: a transaction
-// a caller begins and commits as BeginTx's callers do, and a lone
-// statement. Reads call nothing.
+// on a writer connection calls the commit hook, whoever commits it: a
+// transaction a caller begins and commits as BeginTx's callers do, and a
+// lone statement. Reads call nothing; a rollback calls the rollback hook.
 func TestWriterCommitsWakeTheCheckpointer(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner, err := msqlite.NewConnector(DSN(filepath.Join(t.TempDir(), "hook.db"), 0))
 	require.NoError(t, err)
-	var commits atomic.Int64
-	db := sql.OpenDB(writerConnector{Connector: inner, committed: func() { commits.Add(1) }})
+	var commits, rollbacks atomic.Int64
+	db := sql.OpenDB(writerConnector{Connector: inner, committed: func() { commits.Add(1) },
+		rolledBack: func() { rollbacks.Add(1) }})
 	defer db.Close()
 
 	_, err = db.ExecContext(ctx, `CREATE TABLE t (v INTEGER)`)
@@ -49,4 +50,5 @@ func TestWriterCommitsWakeTheCheckpointer(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback())
 	assert.EqualValues(t, 2, commits.Load(), "a rollback commits nothing")
+	assert.EqualValues(t, 1, rollbacks.Load(), "the rollback is heard")
 }

@@ -29,12 +29,13 @@
 //
 // A transaction of your own *sql.DB on the same file (OpenDB gives one
 // with the store's settings) works too, at the cost of a file check and
-// of preparing the store's statements once per transaction. A transaction on another file, or of
-// another store, is refused with an error wrapping store.ErrForeignTx.
-// Publishing the same change id again in a transaction does not fail it
-// (the event is inserted with ON CONFLICT DO NOTHING). Deliveries
-// published this way wake the workers within Options.WatchInterval of the
-// commit.
+// of preparing the store's statements once per transaction. A
+// transaction on another file, or of another store, is refused with an
+// error wrapping store.ErrForeignTx. Publishing the same change id again
+// in a transaction does not fail it (the event is inserted with ON
+// CONFLICT DO NOTHING). Deliveries published in a transaction of BeginTx
+// wake the workers as soon as it commits; in a transaction of another
+// *sql.DB, within Options.WatchInterval of the commit.
 //
 // # Durability and concurrency
 //

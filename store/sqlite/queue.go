@@ -153,7 +153,11 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 			stmts = s.ownStmts
 		}
 		s.ownMu.Unlock()
-		return s.enqueue(ctx, tx, stmts, e, ds)
+		created, err := s.enqueue(ctx, tx, stmts, e, ds)
+		if created {
+			s.ownEnqueued.Store(true) // the commit wakes subscribers
+		}
+		return created, err
 	}
 	if _, ok := s.foreign.Load(key); !ok {
 		var file string

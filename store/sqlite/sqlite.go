@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -39,9 +40,9 @@ type Options struct {
 	// ReadConns is the number of idle read connections kept open; 0: 4.
 	ReadConns int
 	// WatchInterval is how often a subscription checks whether another
-	// connection (a transaction of yours that published, another
-	// process) committed; 0: 100ms. Commits made through this Store wake
-	// subscribers at once.
+	// connection (a transaction of your own *sql.DB that published,
+	// another process) committed; 0: 100ms. Commits made through this
+	// Store, transactions of BeginTx included, wake subscribers at once.
 	WatchInterval time.Duration
 }
 
@@ -83,6 +84,9 @@ type Store struct {
 	ownMu    sync.Mutex
 	ownTx    *sql.Tx
 	ownStmts *foreignTx
+	// ownEnqueued says that the transaction of BeginTx open on the writer
+	// enqueued work: its commit wakes subscribers (see writerConnector).
+	ownEnqueued atomic.Bool
 	// foreign holds, the same way, the transactions of other *sql.DBs
 	// given to EnqueueTx whose file was checked.
 	foreign sync.Map // weak.Pointer[sql.Tx] -> struct{}
@@ -126,12 +130,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.WatchInterval <= 0 {
 		opts.WatchInterval = 100 * time.Millisecond
 	}
-	ckWake := make(chan struct{}, 1)
 	wc, err := msqlite.NewConnector(DSN(path, opts.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	w := sql.OpenDB(writerConnector{Connector: wc, committed: func() { wake(ckWake) }})
+	var s *Store // set before the writer opens its first connection
+	w := sql.OpenDB(writerConnector{Connector: wc, committed: func() { s.committed() },
+		rolledBack: func() { s.ownEnqueued.Store(false) }})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -152,9 +157,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	ck.SetMaxIdleConns(1)
 	ck.SetConnMaxLifetime(0)
 	ck.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, ck: ck, watch: opts.WatchInterval, stmts: map[string]*sql.Stmt{},
+	s = &Store{w: w, r: r, ck: ck, watch: opts.WatchInterval, stmts: map[string]*sql.Stmt{},
 		wanted: map[string]struct{}{}, curStmts: map[string]*sql.Stmt{}, subs: map[chan struct{}]struct{}{},
-		closing: make(chan struct{}), ckWake: ckWake}
+		closing: make(chan struct{}), ckWake: make(chan struct{}, 1)}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -210,23 +215,35 @@ func (s *Store) checkpointer() {
 	}
 }
 
-// wake tells the checkpointer, listening on ch, that the writer committed.
-func wake(ch chan<- struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
+// committed is called as a write transaction commits on the writer
+// connection. It wakes the checkpointer, and the subscribers when the
+// transaction is one of BeginTx that enqueued work: its caller commits
+// it, and the store's own writes notify by themselves. SQLite calls it
+// before the commit is done, so the subscribers hear of it once the
+// transaction has let go of the writer connection: a reader woken sooner
+// might not see the work yet.
+func (s *Store) committed() {
+	signal(s.ckWake)
+	if s.ownEnqueued.Swap(false) {
+		go func() {
+			if conn, err := s.w.Conn(context.Background()); err == nil { // after the commit
+				conn.Close()
+			}
+			s.notify()
+		}()
 	}
 }
 
 // writerConnector opens the writer's connections with a commit hook that
-// calls committed, so that every commit on the writer wakes the
-// checkpointer: the store's own, and those of the transactions BeginTx
-// hands out, which their callers commit. SQLite calls the hook as a
-// write transaction commits, on the committing goroutine; it must not
-// touch the connection, and does not.
+// calls committed and a rollback hook that calls rolledBack, so that
+// every commit on the writer is seen: the store's own, and those of the
+// transactions BeginTx hands out, which their callers commit. SQLite
+// calls the hooks as a transaction ends, on the goroutine ending it,
+// before the commit is done: neither touches the connection, and what
+// they wake takes its turn for the writer after the commit.
 type writerConnector struct {
 	driver.Connector
-	committed func()
+	committed, rolledBack func()
 }
 
 func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -243,6 +260,7 @@ func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		c.committed()
 		return 0 // 0: the commit goes ahead
 	})
+	h.RegisterRollbackHook(c.rolledBack)
 	return conn, nil
 }
 
@@ -517,9 +535,11 @@ func fromNanos(n int64) time.Time {
 
 // Subscribe returns a channel that receives a value (coalesced) after
 // work is enqueued, released or replayed, or definitions change: at once
-// for writes made through this Store, and within WatchInterval for
-// commits of other connections (PublishTx in your own transaction, another
-// process). The channel is closed when ctx ends or the store is closed.
+// for writes made through this Store (a transaction of BeginTx that
+// published, once it commits), and within WatchInterval for commits of
+// other connections (PublishTx in a transaction of your own *sql.DB,
+// another process). The channel is closed when ctx ends or the store is
+// closed.
 func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	conn, err := s.r.Conn(ctx)
 	if err != nil {

@@ -274,6 +274,48 @@ func TestSubscribeSeesOtherConnections(t *testing.T) {
 	}
 }
 
+// TestSubscribeWakesAtABeginTxCommit checks that work published in a
+// transaction of BeginTx wakes subscribers when the caller commits, not a
+// poll later: the watch here would take an hour.
+func TestSubscribeWakesAtABeginTxCommit(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: time.Hour})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	ch, err := s.Subscribe(t.Context())
+	require.NoError(t, err)
+	drain(ch) // saving the webhook notified
+	tx, err := s.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	select {
+	case <-ch:
+		t.Fatal("a notification before the commit")
+	default:
+	}
+	require.NoError(t, tx.Commit())
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification after the commit of a BeginTx transaction")
+	}
+	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
+	require.NoError(t, err)
+	assert.Len(t, ds, 1, "what the notification announces is there to read")
+}
+
+// drain takes a pending notification off ch, if there is one.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
+
 // TestEraseLeavesNoTrace checks the bytes on disk: after Erase, a marker
 // that was in the payloads and response bodies is in neither the database
 // file nor its write-ahead log.
