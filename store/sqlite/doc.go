@@ -34,8 +34,9 @@
 // error wrapping store.ErrForeignTx. Publishing the same change id again
 // in a transaction does not fail it (the event is inserted with ON
 // CONFLICT DO NOTHING). Deliveries published in a transaction of BeginTx
-// wake the workers as soon as it commits; in a transaction of another
-// *sql.DB, within Options.WatchInterval of the commit.
+// or of OpenDB wake the workers as soon as it commits; in a transaction
+// of a *sql.DB opened otherwise, or in another process, within
+// Options.WatchInterval of the commit.
 //
 // # Durability and concurrency
 //

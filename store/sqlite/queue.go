@@ -177,7 +177,11 @@ func (s *Store) EnqueueTx(ctx context.Context, t store.Tx, e store.Event, ds []s
 	}
 	f := s.foreignStmts
 	s.foreignMu.Unlock()
-	return s.enqueue(ctx, tx, f, e, ds)
+	created, err := s.enqueue(ctx, tx, f, e, ds)
+	if created {
+		s.foreignEnqueued.Store(true) // the commit wakes subscribers (OpenDB's)
+	}
+	return created, err
 }
 
 // foreignTx holds the statements prepared for a transaction of another

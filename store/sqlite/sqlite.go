@@ -40,9 +40,10 @@ type Options struct {
 	// ReadConns is the number of idle read connections kept open; 0: 4.
 	ReadConns int
 	// WatchInterval is how often a subscription checks whether another
-	// connection (a transaction of your own *sql.DB that published,
-	// another process) committed; 0: 100ms. Commits made through this
-	// Store, transactions of BeginTx included, wake subscribers at once.
+	// connection (a transaction of a *sql.DB you opened without OpenDB
+	// that published, another process) committed; 0: 100ms. Commits made
+	// through this Store, and of transactions of BeginTx or OpenDB that
+	// published, wake subscribers at once.
 	WatchInterval time.Duration
 }
 
@@ -87,6 +88,9 @@ type Store struct {
 	// ownEnqueued says that the transaction of BeginTx open on the writer
 	// enqueued work: its commit wakes subscribers (see writerConnector).
 	ownEnqueued atomic.Bool
+	// foreignEnqueued says the same of a transaction of another *sql.DB
+	// (see foreignCommitted).
+	foreignEnqueued atomic.Bool
 	// foreign holds, the same way, the transactions of other *sql.DBs
 	// given to EnqueueTx whose file was checked.
 	foreign sync.Map // weak.Pointer[sql.Tx] -> struct{}
@@ -164,6 +168,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.register()
 	s.subWG.Add(1)
 	go s.checkpointer()
 	return s, nil
@@ -326,9 +331,16 @@ func readDSN(path string, busyTimeout time.Duration) string {
 
 // OpenDB opens a *sql.DB on the same file with the settings the store
 // uses (see DSN), for your own tables and for the transactions you give to
-// PublishTx through Tx.
+// PublishTx through Tx. When such a transaction that published commits,
+// the stores open on the file in this process wake their workers at once;
+// a transaction of a *sql.DB opened otherwise is seen within their
+// Options.WatchInterval.
 func OpenDB(path string) (*sql.DB, error) {
-	return sql.Open("sqlite", DSN(path, 5*time.Second))
+	c, err := msqlite.NewConnector(DSN(path, 5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return sql.OpenDB(foreignConnector{Connector: c}), nil
 }
 
 // Tx wraps a transaction of a *sql.DB on the store's file for
@@ -362,7 +374,10 @@ func (s *Store) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, erro
 
 // Close ends subscriptions and closes the store's connections.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.closing) })
+	s.once.Do(func() {
+		s.unregister()
+		close(s.closing)
+	})
 	s.subWG.Wait()
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
@@ -535,11 +550,11 @@ func fromNanos(n int64) time.Time {
 
 // Subscribe returns a channel that receives a value (coalesced) after
 // work is enqueued, released or replayed, or definitions change: at once
-// for writes made through this Store (a transaction of BeginTx that
-// published, once it commits), and within WatchInterval for commits of
-// other connections (PublishTx in a transaction of your own *sql.DB,
-// another process). The channel is closed when ctx ends or the store is
-// closed.
+// for writes made through this Store and for transactions of BeginTx or
+// OpenDB that published, once they commit; within WatchInterval for
+// commits of other connections (PublishTx in a transaction of a *sql.DB
+// opened otherwise, another process). The channel is closed when ctx
+// ends or the store is closed.
 func (s *Store) Subscribe(ctx context.Context) (<-chan struct{}, error) {
 	conn, err := s.r.Conn(ctx)
 	if err != nil {

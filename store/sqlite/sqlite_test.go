@@ -308,6 +308,52 @@ func TestSubscribeWakesAtABeginTxCommit(t *testing.T) {
 	assert.Len(t, ds, 1, "what the notification announces is there to read")
 }
 
+// TestSubscribeWakesAtAnOpenDBCommit checks the same for a transaction
+// of a *sql.DB of OpenDB, your own handle on the file.
+func TestSubscribeWakesAtAnOpenDBCommit(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: time.Hour})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	ch, err := s.Subscribe(t.Context())
+	require.NoError(t, err)
+	db, err := sqlite.OpenDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+
+	// A transaction that rolls back, and one that publishes nothing,
+	// wake no one.
+	tx, err := db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c0", "E0"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback())
+	_, err = db.ExecContext(t.Context(), `CREATE TABLE mine (v INTEGER)`)
+	require.NoError(t, err)
+	select {
+	case <-ch:
+		t.Fatal("a notification without work committed")
+	default:
+	}
+
+	tx, err = db.BeginTx(t.Context(), nil)
+	require.NoError(t, err)
+	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification after the commit of an OpenDB transaction")
+	}
+	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
+	require.NoError(t, err)
+	assert.Len(t, ds, 1, "what the notification announces is there to read")
+}
+
 // drain takes a pending notification off ch, if there is one.
 func drain(ch <-chan struct{}) {
 	select {
