@@ -37,3 +37,9 @@ var Statements = struct {
 	LeaseHeads, ApplyOutcome, PromoteHeads string
 	InsertAttempts                         func(n int) string
 }{insertEvent, insertDelivery, readyWebhooks, dueHeads, setLeases, leaseHeads, applyOutcome, promoteHeads, insertAttempts}
+
+// WillNotify reports whether the commit of the transaction open on the
+// writer, or of one of OpenDB on the file, is to wake the subscribers.
+func (s *Store) WillNotify() (own, foreign bool) {
+	return s.ownEnqueued.Load(), s.foreignEnqueued.Load()
+}

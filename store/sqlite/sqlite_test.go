@@ -297,7 +297,11 @@ func TestSubscribeWakesAtABeginTxCommit(t *testing.T) {
 		t.Fatal("a notification before the commit")
 	default:
 	}
+	own, _ := s.WillNotify()
+	require.True(t, own, "the transaction published")
 	require.NoError(t, tx.Commit())
+	own, _ = s.WillNotify()
+	require.False(t, own, "the commit took the mark")
 	select {
 	case <-ch:
 	case <-time.After(10 * time.Second):
@@ -330,7 +334,11 @@ func TestSubscribeWakesAtAnOpenDBCommit(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c0", "E0"), []store.Delivery{delivery("wh")})
 	require.NoError(t, err)
+	_, foreign := s.WillNotify()
+	require.True(t, foreign, "the transaction published")
 	require.NoError(t, tx.Rollback())
+	_, foreign = s.WillNotify()
+	require.False(t, foreign, "the rollback took the publication back")
 	_, err = db.ExecContext(t.Context(), `CREATE TABLE mine (v INTEGER)`)
 	require.NoError(t, err)
 	select {
