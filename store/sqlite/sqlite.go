@@ -256,17 +256,26 @@ func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := hook(conn, c.committed, c.rolledBack); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// hook registers committed and rolledBack as conn's commit and rollback
+// hooks. Neither may touch the connection.
+func hook(conn driver.Conn, committed, rolledBack func()) error {
 	h, ok := conn.(msqlite.HookRegisterer)
 	if !ok {
-		conn.Close()
-		return nil, fmt.Errorf("sqlite: the driver's connection (%T) takes no commit hook", conn)
+		return fmt.Errorf("sqlite: the driver's connection (%T) takes no commit hook", conn)
 	}
 	h.RegisterCommitHook(func() int32 {
-		c.committed()
+		committed()
 		return 0 // 0: the commit goes ahead
 	})
-	h.RegisterRollbackHook(c.rolledBack)
-	return conn, nil
+	h.RegisterRollbackHook(rolledBack)
+	return nil
 }
 
 func (s *Store) init(ctx context.Context) error {

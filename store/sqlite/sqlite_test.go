@@ -279,15 +279,7 @@ func TestSubscribeSeesOtherConnections(t *testing.T) {
 // poll later: the watch here would take an hour.
 func TestSubscribeWakesAtABeginTxCommit(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "herald.db")
-	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: time.Hour})
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
-	ch, err := s.Subscribe(t.Context())
-	require.NoError(t, err)
-	drain(ch) // saving the webhook notified
+	s, _, ch := openSubscribed(t)
 	tx, err := s.BeginTx(t.Context(), nil)
 	require.NoError(t, err)
 	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
@@ -302,28 +294,14 @@ func TestSubscribeWakesAtABeginTxCommit(t *testing.T) {
 	require.NoError(t, tx.Commit())
 	own, _ = s.WillNotify()
 	require.False(t, own, "the commit took the mark")
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification after the commit of a BeginTx transaction")
-	}
-	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
-	require.NoError(t, err)
-	assert.Len(t, ds, 1, "what the notification announces is there to read")
+	awaitNotified(t, s, ch, "the commit of a BeginTx transaction")
 }
 
 // TestSubscribeWakesAtAnOpenDBCommit checks the same for a transaction
 // of a *sql.DB of OpenDB, your own handle on the file.
 func TestSubscribeWakesAtAnOpenDBCommit(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "herald.db")
-	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: time.Hour})
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
-	require.NoError(t, err)
-	ch, err := s.Subscribe(t.Context())
-	require.NoError(t, err)
+	s, path, ch := openSubscribed(t)
 	db, err := sqlite.OpenDB(path)
 	require.NoError(t, err)
 	defer db.Close()
@@ -352,14 +330,37 @@ func TestSubscribeWakesAtAnOpenDBCommit(t *testing.T) {
 	_, err = s.EnqueueTx(t.Context(), sqlite.Tx(tx), event("c1", "E1"), []store.Delivery{delivery("wh")})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
+	awaitNotified(t, s, ch, "the commit of an OpenDB transaction")
+}
+
+// awaitNotified waits, boundedly, for a notification on ch after what,
+// then checks that the one delivery it announces can be read.
+func awaitNotified(t *testing.T, s *sqlite.Store, ch <-chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-ch:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no notification after the commit of an OpenDB transaction")
+		t.Fatalf("no notification after %s", what)
 	}
 	ds, err := s.Deliveries(t.Context(), store.DeliveryFilter{})
 	require.NoError(t, err)
 	assert.Len(t, ds, 1, "what the notification announces is there to read")
+}
+
+// openSubscribed opens a store with webhook "wh" whose watch would take
+// an hour, and subscribes to it.
+func openSubscribed(t *testing.T) (*sqlite.Store, string, <-chan struct{}) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{WatchInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.SaveWebhook(t.Context(), store.Webhook{ID: "wh", Definition: json.RawMessage(`{}`)}, t0)
+	require.NoError(t, err)
+	ch, err := s.Subscribe(t.Context())
+	require.NoError(t, err)
+	drain(ch) // nothing before the test's own work
+	return s, path, ch
 }
 
 // drain takes a pending notification off ch, if there is one.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	msqlite "modernc.org/sqlite"
 )
 
 // A transaction of a *sql.DB of OpenDB that publishes through EnqueueTx
@@ -101,16 +99,10 @@ func (c foreignConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	h, ok := conn.(msqlite.HookRegisterer)
-	if !ok {
+	if err := hook(conn, func() { foreignCommitted(file) }, func() { foreignRolledBack(file) }); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("sqlite: the driver's connection (%T) takes no commit hook", conn)
+		return nil, err
 	}
-	h.RegisterCommitHook(func() int32 {
-		foreignCommitted(file)
-		return 0 // 0: the commit goes ahead
-	})
-	h.RegisterRollbackHook(func() { foreignRolledBack(file) })
 	return conn, nil
 }
 
