@@ -37,13 +37,10 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 			s.mu.Lock()
 			i, more = turn(i, c, &res)
 			s.mu.Unlock()
-			if !more {
-				break
-			}
-			if s.purgeTurn != nil {
+			if more && s.purgeTurn != nil {
 				s.purgeTurn()
 			}
-			if err := ctx.Err(); err != nil {
+			if err := ctx.Err(); more && err != nil {
 				return res, err
 			}
 		}
