@@ -42,22 +42,13 @@ func (s *Store) unregister() {
 	}
 }
 
-// storesOn returns the stores open on file.
-func storesOn(file string) []*Store {
-	opened.mu.Lock()
-	defer opened.mu.Unlock()
-	out := make([]*Store, 0, len(opened.byFile[file]))
-	for s := range opened.byFile[file] {
-		out = append(out, s)
-	}
-	return out
-}
-
 // foreignCommitted is called as a transaction of OpenDB on file commits:
 // the stores on file whose EnqueueTx wrote in it tell their subscribers,
 // once the commit is done.
 func foreignCommitted(file string) {
-	for _, s := range storesOn(file) {
+	opened.mu.Lock()
+	defer opened.mu.Unlock()
+	for s := range opened.byFile[file] {
 		if s.foreignEnqueued.Swap(false) {
 			go s.notifyAfterWriters()
 		}
@@ -67,7 +58,9 @@ func foreignCommitted(file string) {
 // foreignRolledBack is called as a transaction of OpenDB on file rolls
 // back: what it published is gone.
 func foreignRolledBack(file string) {
-	for _, s := range storesOn(file) {
+	opened.mu.Lock()
+	defer opened.mu.Unlock()
+	for s := range opened.byFile[file] {
 		s.foreignEnqueued.Store(false)
 	}
 }
