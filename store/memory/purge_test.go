@@ -201,3 +201,54 @@ func TestPurgeLetsOthersInBetweenTurns(t *testing.T) {
 		assert.True(t, ok, "an event published during the purge is kept (it is new)")
 	}
 }
+
+// TestCountDeliveriesInTurns counts more deliveries than a turn holds,
+// checks that the lock is free between turns, and that deliveries
+// published between turns are counted with the rest.
+func TestCountDeliveriesInTurns(t *testing.T) {
+	s := New()
+	ctx := t.Context()
+	for _, id := range []string{"a", "b"} {
+		_, err := s.SaveWebhook(ctx, store.Webhook{ID: id, Definition: []byte(`{}`)}, purgeT0)
+		require.NoError(t, err)
+	}
+	publish := func(id string, webhook string) {
+		t.Helper()
+		_, err := s.Enqueue(ctx, store.Event{ID: id, Key: id, Time: purgeT0, Payload: []byte(`{}`)},
+			[]store.Delivery{{ID: "d-" + id, WebhookID: webhook, NextAttempt: purgeT0, CreatedAt: purgeT0}})
+		require.NoError(t, err)
+	}
+	const n = 2*countBatch + 100
+	for i := range n {
+		publish(fmt.Sprint("e", i), []string{"a", "b"}[i%2])
+	}
+	ms, err := s.Claim(ctx, store.Claim{Now: purgeT0, Lease: time.Minute, Limit: 30})
+	require.NoError(t, err)
+	rs := make([]store.Result, len(ms))
+	for i, m := range ms {
+		rs[i] = store.Result{MessageID: m.ID, Lease: m.Lease, Outcome: store.OutcomeDelivered, Now: purgeT0}
+	}
+	require.NoError(t, s.Ack(ctx, rs))
+
+	turns := 0
+	s.purgeTurn = func() {
+		if !s.mu.TryLock() {
+			t.Error("the lock is held between turns")
+			return
+		}
+		s.mu.Unlock()
+		turns++
+		publish(fmt.Sprint("during", turns), "b")
+	}
+	counts, err := s.CountDeliveries(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, turns, "three turns of at most countBatch")
+	got := map[string]int64{}
+	for _, c := range counts {
+		got[c.WebhookID+" "+string(c.Status)] += c.Count
+	}
+	assert.Equal(t, map[string]int64{
+		"a pending": n/2 - 15, "a delivered": 15,
+		"b pending": n/2 - 15 + 2, "b delivered": 15, // two published between the turns
+	}, got)
+}
