@@ -44,8 +44,8 @@ type Store struct {
 	subs     map[chan struct{}]struct{}
 	audit    auditLog
 
-	purgeMu   sync.Mutex // one Purge or count at a time: each keeps its place in all and bare between turns
-	purgeTurn func()     // tests: called between the turns of a Purge or a count, the lock released
+	purgeMu  sync.Mutex // one Purge or count at a time: each keeps its place in all and bare between turns
+	turnHook func()     // tests: called between the turns of a Purge or a count, the lock released
 }
 
 type eventKey struct{ tenant, id string }

@@ -167,12 +167,7 @@ func TestPurgeLetsOthersInBetweenTurns(t *testing.T) {
 	purgeScenario(t, s, 1)
 	ctx := t.Context()
 	turns := 0
-	s.purgeTurn = func() {
-		if !s.mu.TryLock() {
-			t.Error("the lock is held between turns")
-			return
-		}
-		s.mu.Unlock()
+	betweenTurns(t, s, func() {
 		turns++
 		var ds []store.Delivery
 		if turns%2 == 0 {
@@ -184,7 +179,7 @@ func TestPurgeLetsOthersInBetweenTurns(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	now := purgeT0.Add(300 * time.Hour)
 	_, err := s.Purge(ctx, store.PurgePolicy{Delivered: time.Hour, Dead: time.Hour, Payloads: time.Hour, Events: time.Hour,
 		BatchSize: 5}, now)
@@ -231,15 +226,10 @@ func TestCountDeliveriesInTurns(t *testing.T) {
 	require.NoError(t, s.Ack(ctx, rs))
 
 	turns := 0
-	s.purgeTurn = func() {
-		if !s.mu.TryLock() {
-			t.Error("the lock is held between turns")
-			return
-		}
-		s.mu.Unlock()
+	betweenTurns(t, s, func() {
 		turns++
 		publish(fmt.Sprint("during", turns), "b")
-	}
+	})
 	counts, err := s.CountDeliveries(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 2, turns, "three turns of at most countBatch")
@@ -251,4 +241,17 @@ func TestCountDeliveriesInTurns(t *testing.T) {
 		"a pending": n/2 - 15, "a delivered": 15,
 		"b pending": n/2 - 15 + 2, "b delivered": 15, // two published between the turns
 	}, got)
+}
+
+// betweenTurns makes s call then between the turns of a purge or a count,
+// after checking that the store's lock is free there.
+func betweenTurns(t *testing.T, s *Store, then func()) {
+	s.turnHook = func() {
+		if !s.mu.TryLock() {
+			t.Error("the lock is held between turns")
+			return
+		}
+		s.mu.Unlock()
+		then()
+	}
 }

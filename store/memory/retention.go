@@ -37,8 +37,8 @@ func (s *Store) Purge(ctx context.Context, p store.PurgePolicy, now time.Time) (
 			s.mu.Lock()
 			i, more = turn(i, c, &res)
 			s.mu.Unlock()
-			if more && s.purgeTurn != nil {
-				s.purgeTurn()
+			if more && s.turnHook != nil {
+				s.turnHook()
 			}
 			if err := ctx.Err(); more && err != nil {
 				return res, err

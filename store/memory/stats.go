@@ -48,8 +48,8 @@ func (s *Store) CountDeliveries(ctx context.Context) ([]store.DeliveryCount, err
 		}
 		i, more = end, end < len(s.all)
 		s.mu.Unlock()
-		if more && s.purgeTurn != nil {
-			s.purgeTurn()
+		if more && s.turnHook != nil {
+			s.turnHook()
 		}
 		if err := ctx.Err(); more && err != nil {
 			return nil, err
