@@ -24,6 +24,12 @@ func arrival(id string, ts int64, f Fault) *ChaosArrival {
 		Cut: f == FaultSlowBody}
 }
 
+// finished marks a slow body as written to the end.
+func finished(a *ChaosArrival) *ChaosArrival {
+	a.Cut = false
+	return a
+}
+
 // attemptAt is an attempt in the sender's log, begun in second ts.
 func attemptAt(id string, ts int64, code int, err string) store.Attempt {
 	return store.Attempt{MessageID: id, At: time.Unix(ts, 250_000_000), StatusCode: code, Error: err}
@@ -116,6 +122,13 @@ func TestExplainDuplicates(t *testing.T) {
 		as:   []*ChaosArrival{arrival(id, 30, FaultSlowBody), arrival(id, 30, FaultNone)},
 		atts: []store.Attempt{attemptAt(id, 30, 200, "reading the answer: timeout"), attemptAt(id, 30, 204, "")},
 		want: map[string]int{},
+	}, {
+		// The receiver wrote the whole slow body, but its last bytes left
+		// after the sender had given up reading it.
+		name: "slow body finished after the sender gave up",
+		as:   []*ChaosArrival{finished(arrival(id, 30, FaultSlowBody)), arrival(id, 30, FaultNone)},
+		atts: []store.Attempt{attemptAt(id, 30, 200, "reading the answer: context deadline exceeded"), attemptAt(id, 30, 204, "")},
+		want: map[string]int{CauseLate: 1},
 	},
 		// Injected faults: a sender that logged a request delivered and
 		// sent it again is caught, whatever else the log holds.

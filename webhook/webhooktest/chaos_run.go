@@ -672,7 +672,10 @@ func sentBy(a *ChaosArrival) sent {
 //   - late: the receiver answered 2xx, and the log holds, for that
 //     second, an attempt without an answer beyond the requests the
 //     receiver never answered, and fewer delivered attempts than 2xx
-//     answers;
+//     answers. A slow body the receiver finished counts as a 2xx answer,
+//     and an attempt that logged a 2xx status but failed reading the
+//     body as one without an answer: the receiver's last bytes can leave
+//     after the sender gave up, on a slow machine;
 //   - in flight at a kill: the log lacks an attempt of that second, and
 //     the request was in flight when its sender was killed;
 //   - lease ran out: the log lacks an attempt of that second, and the
@@ -703,20 +706,21 @@ func explain(doubtful []*ChaosArrival, inFlight map[*ChaosArrival]bool, arrivals
 	for _, a := range arrivals {
 		g := at(sentBy(a))
 		g.requests++
-		switch a.Fault {
-		case FaultNone:
+		switch {
+		case a.Fault == FaultNone, a.Fault == FaultSlowBody && !a.Cut:
 			g.ok++
-		case FaultHang, FaultReset, FaultBadStatus:
+		case a.Fault == FaultHang, a.Fault == FaultReset, a.Fault == FaultBadStatus:
 			g.unanswered++
 		}
 	}
 	for _, a := range atts {
 		g := at(sent{a.MessageID, a.At.Unix()})
 		g.logged++
+		ok := a.StatusCode >= 200 && a.StatusCode < 300
 		switch {
-		case a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == "":
+		case ok && a.Error == "":
 			g.delivered++
-		case a.StatusCode == 0 && a.Error != "":
+		case (a.StatusCode == 0 || ok) && a.Error != "":
 			g.noAnswer++
 		}
 	}
